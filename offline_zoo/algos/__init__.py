@@ -1,0 +1,7 @@
+"""Algorithms: the OfflineAlgo base, the registry, and every built-in algorithm (registered on import)."""
+
+from .base import OfflineAlgo, RolloutState, Spec
+from .config import AlgoConfig, ConfigError
+from .registry import canonical_name, get_algo, list_algos, register_algo
+
+# built-in algorithms register themselves on import

@@ -1,0 +1,515 @@
+"""``OfflineAlgo``: the one shallow base class of every algorithm (Stable-Baselines3 style).
+
+    >>> from offline_zoo import DT
+    >>> algo = DT("hopper-medium", ratio=0.1, source="generated")  # doctest: +SKIP
+    >>> algo.learn(1000).evaluate(n_episodes=5).score  # doctest: +SKIP
+
+A subclass sets ``name``, ``config_class`` and ``action_spaces`` and implements ``_build``,
+``_train_step`` and ``_predict`` (plus ``new_rollout_state`` for sequence models). Everything else —
+dataset loading and subsampling, config resolution, the training loop with callbacks and a progress
+bar, batched evaluation, and exact save/load — lives here once.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import platform
+import tempfile
+import time
+import zipfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import numpy as np
+import torch
+
+from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
+from ..data.dataset import Dataset, check_ratio
+from ..data.loaders import load_dataset
+from ..evaluation import EvaluationResult, run_episodes
+from ..tasks import Task, get_task
+from .config import AlgoConfig, resolve_config
+
+__all__ = ["OfflineAlgo", "RolloutState", "Spec", "resolve_device"]
+
+FORMAT_VERSION = 1
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """'auto' -> CUDA when available, else CPU; anything else is checked and returned."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r} asked for CUDA but torch sees no GPU; use 'cpu' or 'auto'")
+    return dev
+
+
+@dataclass(frozen=True)
+class Spec:
+    """What a model needs to know about the data: shapes, action space and the task."""
+
+    observation_shape: tuple[int, ...]
+    action_dim: int  # continuous: dimension; discrete: number of actions
+    discrete: bool
+    task: str | None
+    image: bool = False
+
+    @property
+    def action_space(self) -> str:
+        return "discrete" if self.discrete else "continuous"
+
+
+class RolloutState:
+    """Per-episode context of a sequence model during a rollout (one row per parallel episode).
+
+    ``OfflineAlgo.predict`` reads and extends it; after the environment step the caller reports the
+    rewards with :meth:`record_reward`; :meth:`subset` keeps only some episodes (finished ones leave).
+    """
+
+    def record_reward(self, rewards: np.ndarray) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def subset(self, indices: np.ndarray) -> "RolloutState":  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def __len__(self) -> int:  # pragma: no cover - interface
+        raise NotImplementedError
+
+
+class OfflineAlgo:
+    """Base class of every offline-zoo algorithm.
+
+    Args:
+        task_or_dataset: a task name (``"hopper-medium"``), a :class:`~offline_zoo.tasks.Task`, or a
+            :class:`~offline_zoo.data.Dataset` (possibly bound to a task for evaluation and scoring).
+        ratio: fraction of trajectories kept (seeded by ``seed``), in (0, 1].
+        seed: seeds the trajectory subsample, the weights and the batch sampling.
+        device: ``"auto"``, ``"cpu"``, ``"cuda"``...
+        source: dataset source for a task name (``"minari"``, ``"d4rl"``, ``"d4rl-atari"``,
+            ``"generated"``); None = the task's default.
+        config_file: YAML file with config values (flat, or sectioned like ``configs/<algo>.yaml``).
+        **config_overrides: fields of the algorithm's config dataclass.
+    """
+
+    name: ClassVar[str] = "base"
+    config_class: ClassVar[type] = AlgoConfig
+    action_spaces: ClassVar[frozenset[str]] = frozenset({"continuous", "discrete"})
+    #: True for return-conditioned sequence models (evaluated once per return-to-go target)
+    conditions_on_return: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        task_or_dataset: str | Task | Dataset,
+        ratio: float = 1.0,
+        seed: int = 0,
+        device: str | torch.device = "auto",
+        source: str | None = None,
+        config_file: str | os.PathLike | None = None,
+        **config_overrides: Any,
+    ):
+        ratio = check_ratio(ratio)
+        if isinstance(task_or_dataset, Dataset):
+            dataset = task_or_dataset if ratio == 1.0 else task_or_dataset.subsample(ratio, seed=seed)
+        elif isinstance(task_or_dataset, (str, Task)):
+            dataset = load_dataset(task_or_dataset, ratio=ratio, seed=seed, source=source)
+        else:
+            raise TypeError(f"{type(self).__name__} takes a task name, a Task or a Dataset, not {type(task_or_dataset).__name__}")
+        task = dataset.task
+        config = resolve_config(self.config_class, self.name, task, config_overrides, config_file)
+        spec = Spec(tuple(dataset.observation_shape), dataset.action_dim, dataset.discrete, task.name if task else None, dataset.observations.dtype == np.uint8)
+        stats = {}
+        if not spec.image:
+            stats = {"state_mean": dataset.state_mean, "state_std": dataset.state_std}
+        self._setup(config, spec, stats, seed, device, dataset.describe())
+        self.dataset: Dataset | None = dataset
+
+    def _setup(self, config, spec: Spec, stats: dict, seed: int, device, data_info: dict) -> None:
+        """Shared by ``__init__`` and ``load``: everything but the dataset."""
+        if spec.action_space not in self.action_spaces:
+            raise ValueError(
+                f"{type(self).__name__} does not support {spec.action_space} actions (task {spec.task!r}); "
+                f"it supports: {', '.join(sorted(self.action_spaces))}. {_SUPPORT_TABLE}"
+            )
+        self.config = config
+        self.spec = spec
+        self.task: Task | None = get_task(spec.task) if spec.task else None
+        self.stats = {k: np.asarray(v, dtype=np.float32) for k, v in stats.items()}
+        self.seed = int(seed)
+        self.device = resolve_device(device)
+        self.data_info = dict(data_info)
+        self.num_steps = 0
+        self.rng = np.random.default_rng(self.seed)
+        self.history: dict[str, list] = {"train": [], "eval": []}
+        self._last_metrics: dict[str, Any] = {}
+        self._last_score: float | None = None
+        self.dataset = None
+        torch.manual_seed(self.seed)
+        self.model = None
+        self._build()
+
+    # -- to implement --------------------------------------------------------------------------
+    def _build(self) -> None:
+        """Create ``self.model`` and the optimizer(s) from config, spec and stats."""
+        raise NotImplementedError
+
+    def _train_step(self) -> dict[str, Any]:
+        """One gradient step on a batch from ``self.dataset``; returns metrics (tensors or floats)."""
+        raise NotImplementedError
+
+    def _predict(self, observations: np.ndarray, state: RolloutState | None) -> np.ndarray:
+        """Actions for a batch of observations (no gradients)."""
+        raise NotImplementedError
+
+    def new_rollout_state(self, n: int, target_returns=None) -> RolloutState | None:
+        """Context for ``n`` parallel episodes; None for policies that only look at the observation.
+
+        ``target_returns``: one return-to-go target per episode (or a single number).
+        """
+        return None
+
+    def _state_dict(self) -> dict[str, Any]:
+        """Everything that must survive save/load besides config/spec/stats (default: model + optimizers)."""
+        out = {"model": _module_state(self.model)}
+        if getattr(self, "optimizers", None):
+            out["optimizers"] = {k: o.state_dict() for k, o in self.optimizers.items()}
+        if getattr(self, "schedulers", None):
+            out["schedulers"] = {k: s.state_dict() for k, s in self.schedulers.items()}
+        return out
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        _load_module_state(self.model, state["model"])
+        for k, o in (getattr(self, "optimizers", None) or {}).items():
+            if k in state.get("optimizers", {}):
+                o.load_state_dict(state["optimizers"][k])
+        for k, s in (getattr(self, "schedulers", None) or {}).items():
+            if k in state.get("schedulers", {}):
+                s.load_state_dict(state["schedulers"][k])
+
+    @classmethod
+    def tiny_config(cls, spec: Spec) -> dict[str, Any]:
+        """Config overrides that make the algorithm tiny and fast (conformance tests, smoke runs)."""
+        return {}
+
+    # -- training ------------------------------------------------------------------------------
+    def learn(self, n_steps: int | None = None, callback=None, progress_bar: bool = True, eval_every: int | None = None, log_every: int = 100) -> "OfflineAlgo":
+        """Train for ``n_steps`` gradient steps (default ``config.n_steps``); continues on a second call.
+
+        ``callback``: a :class:`~offline_zoo.callbacks.Callback`, a function ``f(algo)`` or a list;
+        ``eval_every``: shorthand for an :class:`~offline_zoo.callbacks.EvalCallback`. Metrics are
+        kept every ``log_every`` steps in ``algo.history["train"]``. Returns ``self``.
+        """
+        n = self.config.n_steps if n_steps is None else n_steps
+        if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"n_steps={n_steps!r} must be a non-negative integer number of gradient steps")
+        if self.dataset is None:
+            raise RuntimeError(
+                f"this {type(self).__name__} has no dataset to train on (it was loaded from a file): "
+                f"use {type(self).__name__}.load(path, dataset=...) to continue training"
+            )
+        callbacks = [as_callback(callback)]
+        if eval_every:
+            callbacks.append(EvalCallback(eval_every))
+        cb = CallbackList(callbacks)
+        self._before_learn()
+        cb.on_training_start(self, int(n))
+        with _TrainingProgress(progress_bar, int(n), type(self).__name__) as bar:
+            for _ in range(int(n)):
+                self._last_metrics = self._train_step()
+                self.num_steps += 1
+                if self.num_steps % log_every == 0:
+                    self.history["train"].append({"step": self.num_steps, **self.last_metrics})
+                bar.update(self)
+                if not cb.on_step(self):
+                    break
+        cb.on_training_end(self)
+        return self
+
+    def _before_learn(self) -> None:
+        """Hook: lazily build samplers etc. once a dataset is known."""
+
+    @property
+    def last_metrics(self) -> dict[str, float]:
+        """Metrics of the last gradient step as floats."""
+        return {k: float(v) for k, v in self._last_metrics.items()}
+
+    def log_evaluation(self, entry: dict[str, Any]) -> None:
+        """Record an evaluation (called by EvalCallback); the progress bar shows its score."""
+        self.history["eval"].append(entry)
+        self._last_score = entry.get("score")
+
+    # -- inference -----------------------------------------------------------------------------
+    def predict(self, observation, state: RolloutState | None = None, deterministic: bool = True):
+        """Actions for a batch of observations (or one observation): returns ``(actions, state)``.
+
+        Sequence models keep each episode's context in ``state`` (``algo.new_rollout_state(n,
+        target)``); after stepping the environments call ``state.record_reward(rewards)``.
+        Markov policies ignore ``state``. Only deterministic actions are supported (the paper's protocol).
+        """
+        if not deterministic:
+            raise ValueError("deterministic=False is not supported: offline-zoo policies act deterministically, as in the paper's evaluation")
+        obs = np.asarray(observation)
+        shape = self.spec.observation_shape
+        single = obs.shape == shape
+        if single:
+            obs = obs[None]
+        if obs.shape[1:] != shape:
+            raise ValueError(f"observation has shape {np.asarray(observation).shape}; expected {shape} or a batch (n, {', '.join(map(str, shape))})")
+        if obs.dtype != np.uint8:
+            obs = obs.astype(np.float32, copy=False)
+            if not np.isfinite(obs).all():
+                raise ValueError("observation contains NaN or inf")
+        if self.conditions_on_return and state is None:
+            state = self.new_rollout_state(len(obs))
+        if state is not None and len(state) != len(obs):
+            raise ValueError(f"rollout state holds {len(state)} episodes but {len(obs)} observations were given")
+        with torch.no_grad():
+            actions = self._predict(obs, state)
+        return (actions[0] if single else actions), state
+
+    def default_targets(self) -> tuple[float, ...] | None:
+        """Return-to-go targets evaluated by default (None for policies without return conditioning)."""
+        if not self.conditions_on_return:
+            return None
+        if self.config.target_returns:
+            return tuple(float(t) for t in self.config.target_returns)
+        if self.task is not None:
+            return self.task.target_returns
+        raise ValueError("no target_returns: pass target_returns=[...] (the dataset is not bound to a task)")
+
+    def evaluate(self, n_episodes: int | None = None, target_returns=None, seed: int = 0, env_fn: Callable | None = None, progress_bar: bool = False) -> EvaluationResult:
+        """Run ``n_episodes`` per return-to-go target in the task's real environment, all in one batch.
+
+        Returns an :class:`~offline_zoo.evaluation.EvaluationResult` with raw returns, lengths and
+        normalized scores per target. ``env_fn`` builds the environment for datasets without a task.
+        """
+        n = n_episodes or self.config.eval_episodes
+        targets = None
+        if self.conditions_on_return:
+            targets = tuple(float(t) for t in np.atleast_1d(target_returns)) if target_returns is not None else self.default_targets()
+        if env_fn is None:
+            if self.task is None:
+                raise ValueError("this dataset is not bound to a task: pass env_fn=lambda: gymnasium.make(...) to evaluate")
+            from ..envs import make_env
+
+            task = self.task
+            env_fn = lambda: make_env(task)  # noqa: E731
+        self._set_eval_mode(True)
+        try:
+            return run_episodes(self, env_fn, n, targets, seed=seed, task=self.task, progress_bar=progress_bar)
+        finally:
+            self._set_eval_mode(False)
+
+    def _set_eval_mode(self, evaluating: bool) -> None:
+        for m in _modules(self.model):
+            m.train(not evaluating)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write a zip with config, spec, dataset statistics and provenance, versions, weights,
+        optimizer and RNG states. Atomic: a crash never leaves a half-written file."""
+        path = Path(path)
+        if path.suffix != ".zip":
+            path = path.with_suffix(path.suffix + ".zip") if path.suffix else path.with_suffix(".zip")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "algo": self.name,
+            "class": type(self).__name__,
+            "config": _jsonable(asdict(self.config)),
+            "spec": asdict(self.spec),
+            "stats": {k: v.tolist() for k, v in self.stats.items()},
+            "seed": self.seed,
+            "num_steps": self.num_steps,
+            "data": _jsonable(self.data_info),
+            "versions": versions(),
+            "rng": _jsonable(self.rng.bit_generator.state),
+            "history": _jsonable(self.history),
+            "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        }
+        buf = io.BytesIO()
+        torch.save({"state": self._state_dict(), "torch_rng": torch.get_rng_state()}, buf)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+                z.writestr("meta.json", json.dumps(meta, indent=2))
+                z.writestr("state.pt", buf.getvalue())
+                for name, data in self._extra_files().items():
+                    z.writestr(name, data)
+            os.replace(tmp, path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        return path
+
+    def _extra_files(self) -> dict[str, bytes]:
+        """Additional files for the zip (e.g. a d3rlpy checkpoint)."""
+        return {}
+
+    def _load_extra_files(self, files: dict[str, bytes]) -> None:
+        """Read back what ``_extra_files`` wrote."""
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, dataset: Dataset | None = None, device: str = "auto") -> "OfflineAlgo":
+        """Load a saved algorithm: same predictions, config, statistics and step count.
+
+        Called on the base class, the saved algorithm's class is looked up in the registry. Pass
+        ``dataset`` to continue training.
+        """
+        path = Path(path)
+        if not path.exists() and path.with_suffix(".zip").exists():
+            path = path.with_suffix(".zip")
+        if not path.exists():
+            raise FileNotFoundError(f"no saved algorithm at {str(path)!r}")
+        with zipfile.ZipFile(path) as z:
+            meta = json.loads(z.read("meta.json"))
+            blob = z.read("state.pt")
+            extra = {n: z.read(n) for n in z.namelist() if n not in ("meta.json", "state.pt")}
+        if meta.get("format_version", 0) > FORMAT_VERSION:
+            raise ValueError(f"{path} was written by a newer offline-zoo (format {meta['format_version']}); upgrade offline-zoo")
+        from .registry import get_algo
+
+        klass = get_algo(meta["algo"])
+        if cls is not OfflineAlgo and not issubclass(klass, cls):
+            raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}; load it with {meta['class']}.load or OfflineAlgo.load")
+        obj = klass.__new__(klass)
+        config = klass.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+        spec = Spec(**{**meta["spec"], "observation_shape": tuple(meta["spec"]["observation_shape"])})
+        obj._setup(config, spec, meta["stats"], meta["seed"], device, meta["data"])
+        obj._load_extra_files(extra)
+        saved = torch.load(io.BytesIO(blob), map_location=obj.device, weights_only=True)
+        obj._load_state_dict(saved["state"])
+        torch.set_rng_state(saved["torch_rng"])
+        obj.num_steps = int(meta["num_steps"])
+        obj.history = meta.get("history", obj.history)
+        obj.rng.bit_generator.state = meta["rng"]
+        if dataset is not None:
+            obj.dataset = dataset
+        return obj
+
+    # -- misc ----------------------------------------------------------------------------------
+    def parameter_counts(self) -> dict[str, int]:
+        """Total and trainable parameter counts of the model(s) (cf. Table 14 of the LaMo paper)."""
+        params = {id(p): p for m in _modules(self.model) for p in m.parameters()}.values()
+        return {"total": sum(p.numel() for p in params), "trainable": sum(p.numel() for p in params if p.requires_grad)}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(task={self.spec.task!r}, steps={self.num_steps}, device={self.device})"
+
+
+_SUPPORT_TABLE = (
+    "Continuous: LaMo, DT, WikiRL, CQL, IQL, TD3PlusBC, BCQ, BC. "
+    "Discrete (Atari): LaMo, DT, WikiRL, CQL, BCQ, NFQ, BC."
+)
+
+
+class _TrainingProgress:
+    """Rich progress bar with live loss and last evaluation score (refreshed a few times a second)."""
+
+    def __init__(self, enabled: bool, total: int, label: str):
+        self.enabled, self.total, self.label = enabled and total > 0, total, label
+        self._next = 0.0
+
+    def __enter__(self):
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+            self._p = Progress(
+                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
+            )
+            self._p.start()
+            self._task = self._p.add_task(self.label, total=self.total, info="")
+            self._done = 0
+        return self
+
+    def update(self, algo: OfflineAlgo) -> None:
+        if not self.enabled:
+            return
+        self._done += 1
+        now = time.monotonic()
+        if now < self._next and self._done < self.total:
+            return
+        self._next = now + 0.25
+        info = " ".join(f"{k} {v:.4g}" for k, v in list(algo.last_metrics.items())[:3])
+        if algo._last_score is not None:
+            info += f" | score {algo._last_score:.1f}"
+        self._p.update(self._task, completed=self._done, info=info)
+
+    def __exit__(self, *exc):
+        if self.enabled:
+            self._p.update(self._task, completed=self._done)
+            self._p.stop()
+        return False
+
+
+def _modules(model) -> list[torch.nn.Module]:
+    if model is None:
+        return []
+    if isinstance(model, torch.nn.Module):
+        return [model]
+    if isinstance(model, dict):
+        return [m for m in model.values() if isinstance(m, torch.nn.Module)]
+    return [m for m in getattr(model, "modules_for_eval", lambda: [])()]
+
+
+def _module_state(model):
+    if isinstance(model, torch.nn.Module):
+        return model.state_dict()
+    if isinstance(model, dict):
+        return {k: m.state_dict() for k, m in model.items() if isinstance(m, torch.nn.Module)}
+    return None
+
+
+def _load_module_state(model, state) -> None:
+    if isinstance(model, torch.nn.Module):
+        model.load_state_dict(state)
+    elif isinstance(model, dict):
+        for k, m in model.items():
+            if isinstance(m, torch.nn.Module):
+                m.load_state_dict(state[k])
+
+
+def _jsonable(x):
+    if isinstance(x, dict):
+        return {str(k): _jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_jsonable(v) for v in x]
+    if isinstance(x, np.ndarray):
+        return x.tolist()
+    if isinstance(x, np.generic):
+        return x.item()
+    if isinstance(x, torch.Tensor):
+        return x.tolist()
+    return x
+
+
+def versions() -> dict[str, str]:
+    """Versions of offline-zoo and the libraries results depend on, plus the git commit if any."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for pkg in ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "numpy", "minari"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    out["git_commit"] = _git_commit()
+    return out
+
+
+def _git_commit() -> str | None:
+    import subprocess
+
+    try:
+        here = Path(__file__).resolve().parent
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=2)
+        return r.stdout.strip() or None
+    except Exception:
+        return None

@@ -1,0 +1,21 @@
+"""Datasets: the episode representation, loaders by task name, batch samplers."""
+
+from .dataset import Dataset, DatasetError, Episode, check_ratio, split_episodes
+from .loaders import SOURCES, DataUnavailableError, data_home, dataset_from_minari, load_dataset
+from .samplers import TransitionSampler, WindowSampler, returns_to_go
+
+__all__ = [
+    "Dataset",
+    "DatasetError",
+    "Episode",
+    "check_ratio",
+    "split_episodes",
+    "SOURCES",
+    "DataUnavailableError",
+    "data_home",
+    "dataset_from_minari",
+    "load_dataset",
+    "TransitionSampler",
+    "WindowSampler",
+    "returns_to_go",
+]

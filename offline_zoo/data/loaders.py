@@ -1,0 +1,284 @@
+"""Dataset loaders by D4RL-style task name, one function per source.
+
+Sources (``source=`` of :func:`load_dataset`):
+
+- ``"minari"``: ``minari.load_dataset(id)`` (local cache, or a download when a network exists).
+- ``"d4rl"``: D4RL hdf5 files as D4RL users have them on disk (``$D4RL_DATASET_DIR`` or
+  ``~/.d4rl/datasets``).
+- ``"d4rl-atari"``: d4rl-atari's on-disk DQN-Replay layout ``~/.d4rl/datasets/<Game>/<index>/<epoch>/
+  {observation,action,reward,terminal}.gz`` (``medium`` = run 1, epoch 10).
+- ``"generated"``: datasets generated locally by ``zoo-data generate`` (Minari format under
+  ``$OFFLINE_ZOO_HOME/datasets``).
+
+Which source was used is always explicit and stored in ``dataset.source``; nothing silently
+substitutes generated data for D4RL. Data that is neither on disk nor reachable fails fast with a
+message saying how to get it.
+"""
+
+from __future__ import annotations
+
+import gzip
+import os
+import socket
+from pathlib import Path
+
+import numpy as np
+
+from ..tasks import Task, closest, get_task
+from .dataset import Dataset, DatasetError
+
+__all__ = [
+    "load_dataset",
+    "DataUnavailableError",
+    "SOURCES",
+    "data_home",
+    "load_minari",
+    "load_d4rl_hdf5",
+    "load_d4rl_atari",
+    "load_generated",
+    "dataset_from_minari",
+]
+
+SOURCES = ("minari", "d4rl", "d4rl-atari", "generated")
+
+
+class DataUnavailableError(FileNotFoundError):
+    """The requested dataset is not on disk and cannot be downloaded from here."""
+
+
+def data_home() -> Path:
+    """Root of offline-zoo's own files: ``$OFFLINE_ZOO_HOME`` or ``~/.cache/offline_zoo``."""
+    return Path(os.environ.get("OFFLINE_ZOO_HOME", Path.home() / ".cache" / "offline_zoo")).expanduser()
+
+
+def offline_mode() -> bool:
+    """True when the user asked for no network (HF_HUB_OFFLINE, OFFLINE_ZOO_OFFLINE...)."""
+    return any(os.environ.get(v, "").lower() in ("1", "true", "yes") for v in ("OFFLINE_ZOO_OFFLINE", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+
+
+def network_reachable(host: str, port: int = 443, timeout: float = 0.5) -> bool:
+    """Quick reachability probe so that an offline machine fails in well under a second."""
+    if offline_mode():
+        return False
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: str | None = None, **kwargs) -> Dataset:
+    """Load a task's dataset by its D4RL-style name and keep a seeded fraction of its trajectories.
+
+    Args:
+        name: task name such as ``"hopper-medium"`` (see :func:`offline_zoo.list_tasks`).
+        ratio: fraction of trajectories kept, in (0, 1]: ``max(1, int(N * ratio))`` whole episodes.
+        seed: seed of the trajectory draw; the same (name, ratio, seed, source) gives the same data.
+        source: one of the task's sources (``task.sources``); ``None`` means the task's default.
+        **kwargs: passed to the source's loader (e.g. ``path=`` for a D4RL file).
+
+    >>> ds = load_dataset("hopper-medium", ratio=0.1, source="d4rl")  # doctest: +SKIP
+    """
+    from .dataset import check_ratio
+
+    check_ratio(ratio)
+    task = get_task(name)
+    src = source or task.default_source
+    if src not in SOURCES:
+        raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
+    if src not in task.sources:
+        raise DatasetError(f"task {task.name!r} has no {src!r} source; it can be loaded from: {', '.join(task.sources)}")
+    loader = {"minari": load_minari, "d4rl": load_d4rl_hdf5, "d4rl-atari": load_d4rl_atari, "generated": load_generated}[src]
+    full = loader(task, **kwargs)
+    return full.subsample(ratio, seed=seed)
+
+
+# -- Minari ------------------------------------------------------------------------------------
+def dataset_from_minari(minari_dataset, task: Task | None = None, source: str = "minari") -> Dataset:
+    """Convert a ``minari.MinariDataset`` into a :class:`Dataset`, episode by episode.
+
+    Minari stores T+1 observations per episode (the final one included); we keep the T that have
+    an action. (d3rlpy's ``get_minari`` misaligns observations after the first episode; this does
+    not.) Dict observations (Kitchen) keep their ``"observation"`` entry; RGB Atari frames are
+    converted to 84x84 grayscale.
+    """
+    obs_l, act_l, rew_l, term_l, trunc_l = [], [], [], [], []
+    for ep in minari_dataset.iterate_episodes():
+        obs = ep.observations
+        if isinstance(obs, dict):
+            obs = obs["observation"]
+        obs = np.asarray(obs)[: len(ep.actions)]
+        if obs.ndim == 4 and obs.shape[-1] == 3:
+            obs = _atari_gray84(obs)
+        obs_l.append(obs)
+        act_l.append(np.asarray(ep.actions))
+        rew_l.append(np.asarray(ep.rewards, dtype=np.float32))
+        term = np.asarray(ep.terminations, dtype=bool)
+        trunc = np.asarray(ep.truncations, dtype=bool).copy()
+        if not term[-1] and not trunc[-1]:
+            trunc[-1] = True  # an episode cut by the end of the recording is truncated
+        term_l.append(term)
+        trunc_l.append(trunc & ~term)
+    metadata = {"minari_id": getattr(minari_dataset.spec, "dataset_id", None)}
+    for key in ("ref_min_score", "ref_max_score"):
+        value = getattr(minari_dataset.spec, key, None)
+        if value is not None:
+            metadata[key] = float(value)
+    return Dataset.from_arrays(
+        np.concatenate(obs_l),
+        np.concatenate(act_l),
+        np.concatenate(rew_l),
+        np.concatenate(term_l),
+        np.concatenate(trunc_l),
+        task=task,
+        source=source,
+        metadata=metadata,
+    )
+
+
+def _atari_gray84(frames: np.ndarray) -> np.ndarray:
+    try:
+        import cv2
+    except ImportError as e:  # pragma: no cover - depends on the extra
+        raise ImportError('Atari frames need opencv: pip install "offline-zoo[atari]"') from e
+    out = np.empty((len(frames), 84, 84), dtype=np.uint8)
+    for i, f in enumerate(frames):
+        out[i] = cv2.resize(cv2.cvtColor(f, cv2.COLOR_RGB2GRAY), (84, 84), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def load_minari(task: Task, dataset_id: str | None = None, download: bool = True) -> Dataset:
+    """Load a task's Minari dataset from the local Minari cache, downloading it when possible."""
+    import minari
+
+    dataset_id = dataset_id or task.sources["minari"]
+    local = set(minari.list_local_datasets())
+    if dataset_id not in local:
+        if not download or not network_reachable("huggingface.co"):
+            raise DataUnavailableError(
+                f"Minari dataset {dataset_id!r} (task {task.name!r}) is not in the local Minari cache "
+                f"({os.environ.get('MINARI_DATASETS_PATH', '~/.minari/datasets')}) and cannot be downloaded from here. "
+                f"On a machine with a network run `minari download {dataset_id}` and copy the folder over, "
+                f"or use another source: {', '.join(s for s in task.sources if s != 'minari') or 'none'}"
+                + (" (source='generated' after `zoo-data generate " + task.name + "`)" if "generated" in task.sources else "")
+            )
+        minari.download_dataset(dataset_id)
+    return dataset_from_minari(minari.load_dataset(dataset_id), task=task, source="minari")
+
+
+# -- D4RL hdf5 ---------------------------------------------------------------------------------
+_D4RL_FILES = {
+    # D4RL's download file names where they differ from the dataset name
+    "kitchen-complete-v0": "mini_kitchen_microwave_kettle_light_slider-v0.hdf5",
+    "kitchen-partial-v0": "kitchen_microwave_kettle_light_slider-v0.hdf5",
+    "kitchen-mixed-v0": "kitchen_microwave_kettle_bottomburner_light-v0.hdf5",
+}
+
+
+def d4rl_dir() -> Path:
+    """Where D4RL keeps its files: ``$D4RL_DATASET_DIR`` or ``~/.d4rl/datasets``."""
+    return Path(os.environ.get("D4RL_DATASET_DIR", Path.home() / ".d4rl" / "datasets")).expanduser()
+
+
+def load_d4rl_hdf5(task: Task, path: str | os.PathLike | None = None) -> Dataset:
+    """Load a D4RL hdf5 file (``observations, actions, rewards, terminals, timeouts``).
+
+    Episodes are split on terminals OR timeouts (the released LaMo conversion's step counter merged
+    timeout-ended episodes with the next one).
+    """
+    import h5py
+
+    stem = task.sources["d4rl"]
+    if path is None:
+        candidates = [d4rl_dir() / f"{stem}.hdf5"]
+        if stem in _D4RL_FILES:
+            candidates.append(d4rl_dir() / _D4RL_FILES[stem])
+        else:  # D4RL names its MuJoCo files hopper_medium-v2.hdf5, hopper_medium_replay-v2.hdf5
+            env, _, rest = stem.partition("-")
+            candidates.append(d4rl_dir() / f"{env}_{rest.rsplit('-', 1)[0].replace('-', '_')}-{rest.rsplit('-', 1)[1]}.hdf5")
+        found = [p for p in candidates if p.exists()]
+        if not found:
+            raise DataUnavailableError(
+                f"D4RL file for {stem!r} not found; looked for {', '.join(str(c) for c in candidates)}. "
+                f"Download it with D4RL on a machine with a network (or set D4RL_DATASET_DIR), or pass path=..."
+            )
+        path = found[0]
+    path = Path(path)
+    if not path.exists():
+        raise DataUnavailableError(f"D4RL file {str(path)!r} does not exist")
+    with h5py.File(path, "r") as f:
+        missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
+        if missing:
+            raise DatasetError(f"{path} is not a D4RL dataset file: missing {', '.join(missing)}")
+        arrays = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals")}
+        arrays["timeouts"] = f["timeouts"][()] if "timeouts" in f else None
+    return Dataset.from_arrays(**arrays, task=task, source="d4rl", metadata={"path": str(path)})
+
+
+# -- d4rl-atari (DQN-Replay) -------------------------------------------------------------------
+_D4RL_ATARI_EPOCH = {"mixed": 1, "medium": 10, "expert": 50}
+
+
+def load_d4rl_atari(task: Task, base_dir: str | os.PathLike | None = None, index: int = 1, epoch: int | None = None) -> Dataset:
+    """Load d4rl-atari's on-disk DQN-Replay files: one epoch of one run (``medium`` = run 1, epoch 10).
+
+    Frames stay single ``uint8`` 84x84 frames (the samplers stack 4 on the fly); rewards are the
+    stored, clipped ones. Episodes end at the stored terminals; the last one is truncated.
+    """
+    level = task.sources["d4rl-atari"].split("-")[1]
+    epoch = _D4RL_ATARI_EPOCH[level] if epoch is None else epoch
+    base = Path(base_dir) if base_dir is not None else d4rl_dir()
+    names = [task.domain.capitalize(), task.domain, "".join(p.capitalize() for p in task.domain.split("-"))]
+    dirs = [base / g / str(index) / str(epoch) for g in dict.fromkeys(names)]
+    found = [d for d in dirs if all((d / f"{k}.gz").exists() for k in ("observation", "action", "reward", "terminal"))]
+    if not found:
+        raise DataUnavailableError(
+            f"d4rl-atari files for {task.name!r} (run {index}, epoch {epoch}) not found in {', '.join(map(str, dirs))}. "
+            "Download them with d4rl-atari (gsutil, needs a network) and copy the folder over, or pass base_dir=..."
+        )
+    arrays = {}
+    for key in ("observation", "action", "reward", "terminal"):
+        with gzip.open(found[0] / f"{key}.gz", "rb") as f:
+            arrays[key] = np.load(f, allow_pickle=False)
+    term = arrays["terminal"].astype(bool)
+    tout = np.zeros_like(term)
+    if not term[-1]:
+        tout[-1] = True
+    return Dataset.from_arrays(
+        arrays["observation"].astype(np.uint8, copy=False),
+        arrays["action"].astype(np.int64),
+        arrays["reward"].astype(np.float32),
+        term,
+        tout,
+        task=task,
+        source="d4rl-atari",
+        frame_stack=4,
+        metadata={"path": str(found[0])},
+    )
+
+
+# -- locally generated --------------------------------------------------------------------------
+def generated_dir() -> Path:
+    """Where ``zoo-data generate`` writes datasets (Minari format)."""
+    return data_home() / "datasets"
+
+
+def load_generated(task: Task, root: str | os.PathLike | None = None) -> Dataset:
+    """Load a dataset generated locally (Minari format) for this task."""
+    import minari  # noqa: F401  (the format's reader)
+    from minari.storage import get_dataset_path  # noqa: F401
+
+    dataset_id = f"offline-zoo/{task.sources['generated']}-v0"
+    root = Path(root) if root is not None else generated_dir()
+    path = root / dataset_id
+    if not path.exists():
+        raise DataUnavailableError(
+            f"no generated dataset for {task.name!r} in {root}: create it with `zoo-data generate {task.name}`"
+        )
+    return dataset_from_minari(_open_minari_dir(path), task=task, source="generated")
+
+
+def _open_minari_dir(path: Path):
+    from minari.dataset.minari_dataset import MinariDataset
+
+    return MinariDataset(path / "data")

@@ -1,0 +1,216 @@
+"""Task registry: every task of the LaMo paper's Tables 1-3, plus MuJoCo medium-replay/medium-expert.
+
+A task bundles what an algorithm needs to know besides the data: which environment evaluates it,
+how long episodes are, how returns-to-go are scaled, which targets the paper evaluates, and the
+reference scores that turn a raw return into a normalized score (0 = random, 100 = expert).
+
+    >>> from offline_zoo import get_task
+    >>> get_task("hopper-medium").rtg_scale
+    1000.0
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+__all__ = ["Task", "register_task", "get_task", "list_tasks", "normalized_score"]
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything offline-zoo knows about one offline-RL task.
+
+    Attributes:
+        name: D4RL-style name, e.g. ``"hopper-medium"``.
+        domain: ``"hopper"``, ``"kitchen"``, ``"breakout"``... (the key of per-domain defaults).
+        env_id: gymnasium id used for evaluation.
+        max_episode_steps: evaluation episode length (agent steps).
+        max_ep_len: size of the sequence models' timestep table (timesteps are clipped to it).
+        rtg_scale: returns-to-go are divided by this before entering a sequence model.
+        target_returns: the paper's evaluation targets (raw, unscaled returns), best first.
+        ref_min_score / ref_max_score: random and expert returns of the normalized score.
+        discrete: discrete (Atari) or continuous actions.
+        sources: dataset sources that can provide this task, default first, mapped to the
+            name of the dataset in that source (Minari id, D4RL file stem, d4rl-atari name...).
+        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"`` or ``"atari"``.
+    """
+
+    name: str
+    domain: str
+    family: str
+    env_id: str
+    max_episode_steps: int
+    max_ep_len: int
+    rtg_scale: float
+    target_returns: tuple[float, ...]
+    ref_min_score: float
+    ref_max_score: float
+    discrete: bool = False
+    sources: dict[str, str] = field(default_factory=dict)
+    env_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def default_source(self) -> str:
+        return next(iter(self.sources))
+
+    def normalized_score(self, returns) -> np.ndarray | float:
+        """100 * (return - random) / (expert - random), elementwise."""
+        r = np.asarray(returns, dtype=np.float64)
+        out = 100.0 * (r - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
+        return float(out) if out.ndim == 0 else out
+
+
+_TASKS: dict[str, Task] = {}
+
+
+def register_task(task: Task, overwrite: bool = False) -> Task:
+    """Add a task to the registry (users may register their own tasks and environments)."""
+    if task.name in _TASKS and not overwrite:
+        raise ValueError(f"task {task.name!r} is already registered (pass overwrite=True to replace it)")
+    _TASKS[task.name] = task
+    return task
+
+
+def get_task(name: str | Task) -> Task:
+    """Look a task up by name; an unknown name raises a KeyError that suggests the closest names."""
+    if isinstance(name, Task):
+        return name
+    key = str(name).strip().lower()
+    if key in _TASKS:
+        return _TASKS[key]
+    close = difflib.get_close_matches(key, list(_TASKS), n=3, cutoff=0.5)
+    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+    raise KeyError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(sorted(_TASKS))}")
+
+
+def list_tasks(family: str | None = None) -> list[str]:
+    """Names of the registered tasks, optionally only those of one family (mujoco, kitchen, ...)."""
+    return sorted(n for n, t in _TASKS.items() if family is None or t.family == family)
+
+
+def normalized_score(task: str | Task, returns) -> np.ndarray | float:
+    """Normalized score of raw episode returns on a task: 0 = random policy, 100 = expert.
+
+    >>> round(normalized_score("hopper-medium", 3234.3), 1)
+    100.0
+    """
+    return get_task(task).normalized_score(returns)
+
+
+# --- the paper's tasks --------------------------------------------------------------------------
+# Reference scores: D4RL's exact values for the MuJoCo tasks (d4rl/infos.py), Table 5 of the LaMo
+# paper for the others. Targets: LaMo's released scripts (DT uses the first and last of each list).
+
+_MUJOCO = {
+    #  domain        env id             random         expert     LaMo eval targets
+    "hopper": ("Hopper-v5", -20.272305, 3234.3, (3600, 2600, 2200, 1800)),
+    "halfcheetah": ("HalfCheetah-v5", -280.178953, 12135.0, (12000, 8000, 6000, 4500)),
+    "walker2d": ("Walker2d-v5", 1.629008, 4592.3, (5000, 4000, 3000, 2500)),
+}
+_MINARI_MUJOCO_LEVEL = {"medium": "medium", "medium-replay": "simple", "medium-expert": "expert"}
+
+for _domain, (_env, _lo, _hi, _targets) in _MUJOCO.items():
+    for _level in ("medium", "medium-replay", "medium-expert"):
+        _sources = {
+            # Minari's re-collection for the v5 envs has medium/simple/expert; D4RL's exact v2 data
+            # (medium-replay, medium-expert included) only exists as D4RL hdf5 files.
+            "minari": f"mujoco/{_domain}/{_MINARI_MUJOCO_LEVEL[_level]}-v0",
+            "d4rl": f"{_domain}-{_level}-v2",
+            "generated": f"{_domain}-{_level}",
+        }
+        if _level != "medium":
+            _sources = {"d4rl": _sources["d4rl"], "minari": _sources["minari"], "generated": _sources["generated"]}
+        register_task(
+            Task(
+                name=f"{_domain}-{_level}",
+                domain=_domain,
+                family="mujoco",
+                env_id=_env,
+                max_episode_steps=1000,
+                max_ep_len=1000,
+                rtg_scale=1000.0,
+                target_returns=tuple(float(t) for t in _targets),
+                ref_min_score=_lo,
+                ref_max_score=_hi,
+                sources=_sources,
+            )
+        )
+
+for _level in ("partial", "complete", "mixed"):
+    register_task(
+        Task(
+            name=f"kitchen-{_level}",
+            domain="kitchen",
+            family="kitchen",
+            env_id="FrankaKitchen-v1",
+            max_episode_steps=280,
+            max_ep_len=280,
+            rtg_scale=1.0,
+            target_returns=(5.0, 4.0, 3.0, 2.0, 1.0),
+            ref_min_score=0.0,
+            ref_max_score=4.0,
+            sources={"minari": f"D4RL/kitchen/{_level}-v2", "d4rl": f"kitchen-{_level}-v0", "generated": f"kitchen-{_level}"},
+            # the four sub-tasks of D4RL's kitchen datasets; score = number completed
+            env_kwargs={"tasks_to_complete": ["microwave", "kettle", "light switch", "slide cabinet"]},
+        )
+    )
+
+register_task(
+    Task(
+        name="reacher2d-medium",
+        domain="reacher2d",
+        family="reacher2d",
+        env_id="offline_zoo/Reacher2d-v0",
+        max_episode_steps=100,
+        max_ep_len=100,
+        rtg_scale=10.0,
+        target_returns=(76.0, 40.0),
+        ref_min_score=0.0,
+        ref_max_score=100.0,
+        # not part of D4RL or Minari: only the locally generated dataset exists
+        sources={"generated": "reacher2d-medium"},
+    )
+)
+
+_ATARI = {
+    #  domain     ALE id                      random   expert   targets
+    "breakout": ("BreakoutNoFrameskip-v4", 1.7, 31.8, (90.0, 120.0)),
+    "qbert": ("QbertNoFrameskip-v4", 163.9, 13455.0, (14000.0,)),
+    "pong": ("PongNoFrameskip-v4", -20.7, 9.3, (20.0, 10.0)),
+}
+for _domain, (_env, _lo, _hi, _targets) in _ATARI.items():
+    register_task(
+        Task(
+            name=f"{_domain}-medium",
+            domain=_domain,
+            family="atari",
+            env_id=_env,
+            # 108k frames = 27k agent steps with frame skip 4, the standard Atari cap
+            max_episode_steps=27_000,
+            max_ep_len=4096,
+            rtg_scale=1.0,
+            target_returns=_targets,
+            ref_min_score=_lo,
+            ref_max_score=_hi,
+            discrete=True,
+            sources={"d4rl-atari": f"{_domain}-medium-v0", "minari": f"atari/{_domain}/expert-v0"},
+        )
+    )
+
+
+def paper_targets(task: str | Task, algo: str = "lamo") -> tuple[float, ...]:
+    """Evaluation targets the paper uses for an algorithm: LaMo/Wiki-RL all, DT the extremes."""
+    t = get_task(task)
+    if algo.lower() == "dt" and t.family == "mujoco":
+        return (max(t.target_returns), min(t.target_returns))
+    return t.target_returns
+
+
+def closest(name: str, options: Sequence[str]) -> str:
+    """' Did you mean X?' hint for an error message, or '' when nothing is close."""
+    close = difflib.get_close_matches(str(name), list(options), n=3, cutoff=0.5)
+    return f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""

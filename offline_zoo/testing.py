@@ -1,0 +1,140 @@
+"""The conformance check every registered algorithm must pass (d3rlpy's ``algo_tester`` idea).
+
+    >>> from offline_zoo.testing import check_algo, tiny_dataset
+    >>> check_algo(MyAlgo, tiny_dataset("continuous"))  # doctest: +SKIP
+
+It learns a few steps on a tiny dataset, checks predict shapes and dtypes, runs an evaluation,
+checks the save/load round trip (same predictions, same config, same statistics, and training
+continues exactly as it would have without the round trip) and that the same seed gives the same
+result. Use it for your own algorithms too.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+
+from .data.dataset import Dataset
+
+__all__ = ["tiny_dataset", "TinyImageEnv", "check_algo"]
+
+
+def tiny_dataset(kind: str = "continuous", n_episodes: int = 6, episode_len: int = 12, seed: int = 0) -> Dataset:
+    """A small random dataset: ``"continuous"`` has Hopper-v5's shapes and is bound to
+    ``hopper-medium``; ``"discrete"`` has Atari shapes (84x84 uint8 frames, 4 actions, frame stack 4)
+    and no task (evaluate it with :class:`TinyImageEnv`)."""
+    rng = np.random.default_rng(seed)
+    n = n_episodes * episode_len
+    ends = np.zeros(n, dtype=bool)
+    ends[episode_len - 1 :: episode_len] = True
+    terminals = ends.copy()
+    terminals[-1] = False  # the last episode is cut by a time limit
+    timeouts = ends & ~terminals
+    rewards = rng.normal(1.0, 0.5, n).astype(np.float32)
+    if kind == "continuous":
+        obs = rng.normal(size=(n, 11)).astype(np.float32)
+        act = rng.uniform(-1, 1, size=(n, 3)).astype(np.float32)
+        return Dataset.from_arrays(obs, act, rewards, terminals, timeouts, task="hopper-medium", source="synthetic")
+    if kind == "discrete":
+        obs = rng.integers(0, 256, size=(n, 84, 84), dtype=np.uint8)
+        act = rng.integers(0, 4, size=n)
+        return Dataset.from_arrays(obs, act, rewards, terminals, timeouts, source="synthetic", frame_stack=4, metadata={"n_actions": 4})
+    raise ValueError(f"kind={kind!r}: use 'continuous' or 'discrete'")
+
+
+class TinyImageEnv(gym.Env):
+    """A 10-step environment with Atari-shaped observations (4, 84, 84) uint8 and 4 actions."""
+
+    observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
+    action_space = gym.spaces.Discrete(4)
+
+    def __init__(self, episode_len: int = 10):
+        self.episode_len = episode_len
+
+    def reset(self, *, seed=None, options=None):
+        super().reset(seed=seed)
+        self.t = 0
+        return self._obs(), {}
+
+    def step(self, action):
+        if not self.action_space.contains(int(action)):
+            raise ValueError(f"action {action!r} is not in Discrete(4)")
+        self.t += 1
+        return self._obs(), float(action == 1), False, self.t >= self.episode_len, {}
+
+    def _obs(self):
+        return self.np_random.integers(0, 256, (4, 84, 84), dtype=np.uint8)
+
+
+def check_algo(algo_class, dataset: Dataset, env_fn=None, n_steps: int = 3, overrides: dict[str, Any] | None = None) -> None:
+    """Raise AssertionError describing the first broken promise of ``algo_class`` on ``dataset``."""
+    from .algos.base import Spec
+
+    spec = Spec(tuple(dataset.observation_shape), dataset.action_dim, dataset.discrete, dataset.task.name if dataset.task else None, dataset.observations.dtype == np.uint8)
+    cfg = {**algo_class.tiny_config(spec), **(overrides or {})}
+
+    def build(seed=0):
+        return algo_class(dataset, seed=seed, device="cpu", **cfg)
+
+    algo = build()
+    algo.learn(n_steps, progress_bar=False)
+    assert algo.num_steps == n_steps, f"learn({n_steps}) made {algo.num_steps} steps"
+    metrics = algo.last_metrics
+    assert metrics and all(np.isfinite(v) for v in metrics.values()), f"bad metrics {metrics}"
+    algo.learn(1, progress_bar=False)
+    assert algo.num_steps == n_steps + 1, "a second learn() call must continue counting steps"
+
+    obs = _observations(dataset, 5)
+    actions, state = _predict(algo, obs)
+    if dataset.discrete:
+        assert actions.shape == (5,) and np.issubdtype(actions.dtype, np.integer), f"discrete actions {actions.shape} {actions.dtype}"
+        assert ((actions >= 0) & (actions < dataset.action_dim)).all()
+    else:
+        assert actions.shape == (5, dataset.action_dim), f"continuous actions have shape {actions.shape}"
+        assert np.isfinite(actions).all()
+    single, _ = algo.predict(obs[0], state=_fresh_state(algo, 1))
+    assert single.shape == actions.shape[1:], "a single observation gives a single action"
+
+    result = algo.evaluate(n_episodes=2, env_fn=env_fn, seed=0)
+    n_groups = len(algo.default_targets() or [None])
+    assert len(result.returns) == n_groups and all(len(r) == 2 for r in result.returns.values())
+    if dataset.task is not None:
+        assert result.score is not None and np.isfinite(result.score)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = algo.save(Path(tmp) / "algo")
+        loaded = algo_class.load(path, dataset=dataset, device="cpu")
+        assert type(loaded) is type(algo) and loaded.config == algo.config, "config differs after load"
+        assert loaded.num_steps == algo.num_steps
+        for k, v in algo.stats.items():
+            np.testing.assert_array_equal(loaded.stats[k], v)
+        np.testing.assert_allclose(_predict(loaded, obs)[0], _predict(algo, obs)[0], rtol=0, atol=1e-6, err_msg="predictions differ after load")
+        # training continues exactly as without the round trip
+        algo.learn(2, progress_bar=False)
+        loaded.learn(2, progress_bar=False)
+        np.testing.assert_allclose(_predict(loaded, obs)[0], _predict(algo, obs)[0], rtol=1e-5, atol=1e-5, err_msg="training after load diverges")
+
+    a, b = build(seed=7), build(seed=7)
+    a.learn(2, progress_bar=False)
+    b.learn(2, progress_bar=False)
+    np.testing.assert_allclose(_predict(a, obs)[0], _predict(b, obs)[0], rtol=1e-6, atol=1e-6, err_msg="same seed, different result")
+
+
+def _observations(dataset: Dataset, n: int) -> np.ndarray:
+    if dataset.frame_stack > 1:
+        idx = np.arange(n)
+        return np.stack([dataset.observations[np.maximum(idx - lag, 0)] for lag in range(dataset.frame_stack - 1, -1, -1)], axis=1)
+    return np.asarray(dataset.observations[:n])
+
+
+def _fresh_state(algo, n):
+    targets = algo.default_targets()
+    return algo.new_rollout_state(n, None if targets is None else targets[0])
+
+
+def _predict(algo, obs):
+    return algo.predict(obs, state=_fresh_state(algo, len(obs)))

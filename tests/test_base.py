@@ -1,0 +1,117 @@
+"""OfflineAlgo base behaviour, exercised through a minimal user-defined algorithm."""
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+import offline_zoo as oz
+from offline_zoo.algos import AlgoConfig, ConfigError, OfflineAlgo, register_algo
+from offline_zoo.callbacks import CheckpointCallback, EvalCallback, StopTrainingOnNoImprovement
+from offline_zoo.data import TransitionSampler
+from offline_zoo.testing import check_algo, tiny_dataset
+
+
+@dataclass
+class LinearBCConfig(AlgoConfig):
+    learning_rate: float = 1e-2
+    batch_size: int = 16
+
+
+@register_algo
+class LinearBC(OfflineAlgo):
+    """A linear behaviour-cloning policy: the smallest complete OfflineAlgo."""
+
+    name = "linear-bc-test"
+    config_class = LinearBCConfig
+    action_spaces = frozenset({"continuous"})
+
+    def _build(self):
+        self.model = torch.nn.Linear(self.spec.observation_shape[0], self.spec.action_dim)
+        self.optimizers = {"policy": torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate)}
+
+    def _train_step(self):
+        if not hasattr(self, "_sampler") or self._sampler.dataset is not self.dataset:
+            self._sampler = TransitionSampler(self.dataset, normalize=True)
+            self._sampler.rng = self.rng
+        b = self._sampler.sample(self.config.batch_size)
+        loss = ((self.model(torch.as_tensor(b["observations"])) - torch.as_tensor(b["actions"])) ** 2).mean()
+        self.optimizers["policy"].zero_grad()
+        loss.backward()
+        self.optimizers["policy"].step()
+        return {"loss": loss.detach()}
+
+    def _predict(self, obs, state):
+        x = (obs - self.stats["state_mean"]) / self.stats["state_std"]
+        return self.model(torch.as_tensor(x)).numpy()
+
+
+def test_user_algorithm_passes_conformance():
+    check_algo(LinearBC, tiny_dataset("continuous"))
+
+
+def test_registry_lookup_and_errors():
+    assert oz.get_algo("Linear_BC_Test") is LinearBC
+    assert "linear-bc-test" in oz.list_algos()
+    with pytest.raises(KeyError, match="unknown algorithm 'linear-bc-tset'.*Did you mean"):
+        oz.get_algo("linear-bc-tset")
+
+
+def test_unknown_config_field_lists_valid_ones():
+    with pytest.raises(ConfigError, match=r"'learning_rat'.*did you mean 'learning_rate'.*Valid fields: .*batch_size"):
+        LinearBC(tiny_dataset(), learning_rat=1.0)
+
+
+def test_config_file_layers(tmp_path):
+    f = tmp_path / "cfg.yaml"
+    f.write_text("default: {batch_size: 8}\nmujoco: {learning_rate: 0.5}\nwalker2d: {learning_rate: 9.0}\n")
+    algo = LinearBC(tiny_dataset(), config_file=f, batch_size=4)
+    assert algo.config.learning_rate == 0.5 and algo.config.batch_size == 4
+
+
+def test_bad_ratio_and_input_errors():
+    ds = tiny_dataset()
+    with pytest.raises(ValueError, match=r"ratio=1.5 is outside \(0, 1\]"):
+        LinearBC(ds, ratio=1.5)
+    algo = LinearBC(ds)
+    with pytest.raises(ValueError, match=r"observation has shape \(5, 7\); expected \(11,\)"):
+        algo.predict(np.zeros((5, 7)))
+    with pytest.raises(ValueError, match="n_steps=-1"):
+        algo.learn(-1)
+    with pytest.raises(ValueError, match="does not support discrete actions"):
+        LinearBC(tiny_dataset("discrete"))
+
+
+def test_ratio_subsamples_whole_trajectories():
+    algo = LinearBC(tiny_dataset(n_episodes=10), ratio=0.3, seed=1)
+    assert algo.dataset.n_episodes == 3
+    assert algo.data_info["selection_hash"] == LinearBC(tiny_dataset(n_episodes=10), ratio=0.3, seed=1).data_info["selection_hash"]
+
+
+def test_callbacks_eval_checkpoint_and_early_stop(tmp_path):
+    algo = LinearBC(tiny_dataset(), eval_episodes=1)
+    ev = EvalCallback(2, n_episodes=1)
+    ck = CheckpointCallback(3, tmp_path, keep_last=1)
+    stop = StopTrainingOnNoImprovement(ev, patience=10**6)
+    algo.learn(6, callback=[ev, ck, stop], progress_bar=False)
+    assert [h["step"] for h in ev.history] == [2, 4, 6]
+    assert all(np.isfinite(h["score"]) for h in ev.history)
+    assert [p.name for p in tmp_path.iterdir()] == ["checkpoint_6.zip"]
+    assert OfflineAlgo.load(tmp_path / "checkpoint_6.zip").num_steps == 6
+
+    halted = LinearBC(tiny_dataset())
+    halted.learn(50, callback=lambda a: a.num_steps < 5, progress_bar=False)
+    assert halted.num_steps == 5
+
+
+def test_save_is_atomic_and_load_checks_class(tmp_path):
+    algo = LinearBC(tiny_dataset()).learn(2, progress_bar=False)
+    p = algo.save(tmp_path / "m")
+    assert p.name == "m.zip" and [x.name for x in tmp_path.iterdir()] == ["m.zip"]
+    meta_algo = OfflineAlgo.load(p)
+    assert isinstance(meta_algo, LinearBC) and meta_algo.dataset is None
+    with pytest.raises(RuntimeError, match="no dataset to train on"):
+        meta_algo.learn(1)
+    with pytest.raises(FileNotFoundError):
+        OfflineAlgo.load(tmp_path / "missing.zip")
