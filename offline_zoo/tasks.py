@@ -140,6 +140,11 @@ for _domain, (_env, _lo, _hi, _targets) in _MUJOCO.items():
             )
         )
 
+_KITCHEN_SUBTASKS = {
+    "partial": ["microwave", "kettle", "light switch", "slide cabinet"],
+    "complete": ["microwave", "kettle", "light switch", "slide cabinet"],
+    "mixed": ["microwave", "kettle", "bottom burner", "light switch"],
+}
 for _level in ("partial", "complete", "mixed"):
     register_task(
         Task(
@@ -155,7 +160,7 @@ for _level in ("partial", "complete", "mixed"):
             ref_max_score=4.0,
             sources={"minari": f"D4RL/kitchen/{_level}-v2", "d4rl": f"kitchen-{_level}-v0", "generated": f"kitchen-{_level}"},
             # the four sub-tasks of D4RL's kitchen datasets; score = number completed
-            env_kwargs={"tasks_to_complete": ["microwave", "kettle", "light switch", "slide cabinet"]},
+            env_kwargs={"tasks_to_complete": _KITCHEN_SUBTASKS[_level]},
         )
     )
 

@@ -105,8 +105,10 @@ def dataset_from_minari(minari_dataset, task: Task | None = None, source: str = 
     obs_l, act_l, rew_l, term_l, trunc_l = [], [], [], [], []
     for ep in minari_dataset.iterate_episodes():
         obs = ep.observations
-        if isinstance(obs, dict):
-            obs = obs["observation"]
+        if isinstance(obs, dict):  # Kitchen: the flattening the evaluation env applies too
+            from ..envs import flatten_kitchen_observation
+
+            obs = flatten_kitchen_observation(obs)
         obs = np.asarray(obs)[: len(ep.actions)]
         if obs.ndim == 4 and obs.shape[-1] == 3:
             obs = _atari_gray84(obs)
