@@ -121,11 +121,11 @@ def dataset_from_minari(minari_dataset, task: Task | None = None, source: str = 
             trunc[-1] = True  # an episode cut by the end of the recording is truncated
         term_l.append(term)
         trunc_l.append(trunc & ~term)
-    metadata = {"minari_id": getattr(minari_dataset.spec, "dataset_id", None)}
+    stored = minari_dataset.storage.metadata
+    metadata = {"minari_id": stored.get("dataset_id")}
     for key in ("ref_min_score", "ref_max_score"):
-        value = getattr(minari_dataset.spec, key, None)
-        if value is not None:
-            metadata[key] = float(value)
+        if stored.get(key) is not None:
+            metadata[key] = float(stored[key])
     return Dataset.from_arrays(
         np.concatenate(obs_l),
         np.concatenate(act_l),
