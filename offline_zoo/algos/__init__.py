@@ -5,3 +5,4 @@ from .config import AlgoConfig, ConfigError
 from .registry import canonical_name, get_algo, list_algos, register_algo
 
 # built-in algorithms register themselves on import
+from .dt import DT, DTConfig  # noqa: E402,F401

@@ -12,6 +12,7 @@ bar, batched evaluation, and exact save/load — lives here once.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -150,9 +151,28 @@ class OfflineAlgo:
         self._last_metrics: dict[str, Any] = {}
         self._last_score: float | None = None
         self.dataset = None
-        torch.manual_seed(self.seed)
         self.model = None
-        self._build()
+        # Each algorithm owns its torch RNG stream (weights init, dropout, d3rlpy's sampling): two
+        # algorithms in one process never disturb each other, and save/load restores the stream.
+        with self._own_rng(fresh=True):
+            self._build()
+
+    @contextlib.contextmanager
+    def _own_rng(self, fresh: bool = False):
+        """Run a block on this algorithm's torch RNG state, leaving the global state untouched."""
+        cuda = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            if fresh:
+                torch.manual_seed(self.seed)
+            else:
+                torch.set_rng_state(self._torch_rng)
+                if cuda and self._cuda_rng is not None:
+                    torch.cuda.set_rng_state(self._cuda_rng, cuda[0])
+            try:
+                yield
+            finally:
+                self._torch_rng = torch.get_rng_state()
+                self._cuda_rng = torch.cuda.get_rng_state(cuda[0]) if cuda else None
 
     # -- to implement --------------------------------------------------------------------------
     def _build(self) -> None:
@@ -219,7 +239,7 @@ class OfflineAlgo:
         cb = CallbackList(callbacks)
         self._before_learn()
         cb.on_training_start(self, int(n))
-        with _TrainingProgress(progress_bar, int(n), type(self).__name__) as bar:
+        with self._own_rng(), _TrainingProgress(progress_bar, int(n), type(self).__name__) as bar:
             for _ in range(int(n)):
                 self._last_metrics = self._train_step()
                 self.num_steps += 1
@@ -334,7 +354,7 @@ class OfflineAlgo:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         buf = io.BytesIO()
-        torch.save({"state": self._state_dict(), "torch_rng": torch.get_rng_state()}, buf)
+        torch.save({"state": self._state_dict(), "torch_rng": self._torch_rng, "cuda_rng": self._cuda_rng}, buf)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
@@ -385,7 +405,9 @@ class OfflineAlgo:
         obj._load_extra_files(extra)
         saved = torch.load(io.BytesIO(blob), map_location=obj.device, weights_only=True)
         obj._load_state_dict(saved["state"])
-        torch.set_rng_state(saved["torch_rng"])
+        obj._torch_rng = saved["torch_rng"].cpu()
+        if obj.device.type == "cuda" and saved.get("cuda_rng") is not None:
+            obj._cuda_rng = saved["cuda_rng"].cpu()
         obj.num_steps = int(meta["num_steps"])
         obj.history = meta.get("history", obj.history)
         obj.rng.bit_generator.state = meta["rng"]

@@ -1,0 +1,72 @@
+"""Decision Transformer (Chen et al. 2021), as in kzl/decision-transformer.
+
+A randomly initialised GPT-2 body (128 dim, 3 layers, 1 head, n_inner 512, ReLU, dropout 0.1)
+without GPT-2's position embeddings; the timestep embedding is added to each modality embedding
+before the embedding LayerNorm; linear embeddings, Linear + Tanh action head. AdamW 1e-4,
+weight decay 1e-4, 10k warmup steps, gradient clip 0.25, K = 20. Atari: Nature CNN state encoder,
+discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``).
+
+    >>> from offline_zoo import DT
+    >>> DT("hopper-medium", ratio=0.1, source="generated").learn(1000)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from transformers import GPT2Config, GPT2Model
+
+from .registry import register_algo
+from .sequence import SequenceAlgo, SequenceConfig
+
+__all__ = ["DT", "DTConfig"]
+
+
+@dataclass
+class DTConfig(SequenceConfig):
+    """Decision Transformer config (defaults: the original MuJoCo settings).
+
+    Attributes:
+        hidden_size: n_embd of the GPT-2 body.
+        n_layer, n_head: depth and heads of the body.
+        activation: MLP activation of the body (``"relu"`` in the original).
+    """
+
+    hidden_size: int = 128
+    n_layer: int = 3
+    n_head: int = 1
+    activation: str = "relu"
+
+
+@register_algo(aliases=("decision-transformer",))
+class DT(SequenceAlgo):
+    """Decision Transformer: a small GPT-2 trained from scratch on (R, s, a) sequences."""
+
+    name = "dt"
+    config_class = DTConfig
+    embed_order = "dt"
+
+    def _make_body(self) -> GPT2Model:
+        c = self.config
+        if c.hidden_size % c.n_head:
+            raise ValueError(f"hidden_size={c.hidden_size} must be divisible by n_head={c.n_head}")
+        return GPT2Model(
+            GPT2Config(
+                vocab_size=1,  # tokens come in through inputs_embeds
+                bos_token_id=0,
+                eos_token_id=0,
+                n_embd=c.hidden_size,
+                n_layer=c.n_layer,
+                n_head=c.n_head,
+                n_inner=4 * c.hidden_size,
+                activation_function=c.activation,
+                n_positions=1024,
+                resid_pdrop=c.dropout,
+                embd_pdrop=c.dropout,
+                attn_pdrop=c.dropout,
+            )
+        )
+
+    @classmethod
+    def tiny_config(cls, spec):
+        return {**super().tiny_config(spec), "hidden_size": 16, "n_layer": 1, "n_head": 1}
