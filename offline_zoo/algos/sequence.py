@@ -186,8 +186,8 @@ class SequenceAlgo(OfflineAlgo):
         target = b["actions"].reshape(-1, preds.shape[-1])[real]
         return ((pred - target) ** 2).mean()
 
-    def extra_losses(self, out, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """Weighted auxiliary losses added to the action loss (language, alignment...); none here."""
+    def extra_losses(self, out, b: dict[str, torch.Tensor]) -> dict[str, tuple[float, torch.Tensor]]:
+        """Auxiliary losses as ``{name: (weight, loss)}``; ``weight * loss`` joins the action loss."""
         return {}
 
     def _train_step(self) -> dict[str, Any]:
@@ -197,7 +197,9 @@ class SequenceAlgo(OfflineAlgo):
             out = self.model(b["states"], b["actions"], b["returns_to_go"], b["timesteps"], b["mask"])
             action_loss = self.action_loss(out.action_preds, b)
             extra = self.extra_losses(out, b)
-            loss = action_loss + sum(extra.values()) if extra else action_loss
+            loss = action_loss
+            for weight, term in extra.values():
+                loss = loss + weight * term
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -205,7 +207,7 @@ class SequenceAlgo(OfflineAlgo):
         opt.step()
         self.schedulers["model"].step()
         metrics = {"loss": loss.detach(), "action_loss": action_loss.detach()}
-        metrics.update({k: v.detach() for k, v in extra.items()})
+        metrics.update({k: term.detach() for k, (_, term) in extra.items()})
         return metrics
 
     # -- inference -----------------------------------------------------------------------------

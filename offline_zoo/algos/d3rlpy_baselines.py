@@ -1,0 +1,799 @@
+"""The paper's value-based baselines, adapted from d3rlpy behind the :class:`OfflineAlgo` interface.
+
+    >>> from offline_zoo import CQL
+    >>> algo = CQL("hopper-medium", ratio=0.1).learn()  # doctest: +SKIP
+    >>> algo.evaluate().score  # doctest: +SKIP
+
+Six thin classes — :class:`CQL`, :class:`IQL`, :class:`TD3PlusBC`, :class:`BCQ`, :class:`NFQ`,
+:class:`BC` — share one adapter, :class:`D3rlpyAlgo`. The adapter never reimplements an algorithm:
+
+* **data**: the project's :class:`~offline_zoo.data.Dataset` becomes a d3rlpy ``ReplayBuffer`` of
+  episode *views* (:func:`to_d3rlpy_buffer`); Atari frames stay single ``uint8`` frames and are
+  stacked per sampled transition, repeating the episode's first frame like the evaluation
+  environment and the project's samplers do.
+* **training**: one ``learn`` step = one d3rlpy ``algo.update(batch)`` on a batch drawn by the
+  buffer's own ``sample_transition_batch`` — exactly what ``d3rlpy``'s ``fit`` does per step, minus
+  the epoch bookkeeping (``fit`` trains nothing when ``n_steps < n_steps_per_epoch``), logging
+  directories and console output.
+* **randomness**: batch sampling (d3rlpy draws from NumPy's *global* RNG) and d3rlpy's torch
+  randomness run on private streams of this algorithm, swapped in around each step, so two
+  algorithms in one process never disturb each other, and ``save``/``load`` continue training
+  exactly. The streams start as ``np.random.seed(seed)`` and "torch seeded with ``seed``, then the
+  networks built", so a plain ``d3rlpy.seed(seed)`` run of d3rlpy draws the same batches and noise.
+* **persistence**: d3rlpy's full save (``.d3``: config with fitted scaler statistics, weights,
+  optimizer and LR-scheduler states) travels inside the offline-zoo zip.
+
+Hyperparameters per task live in ``offline_zoo/configs/<name>.yaml``; the table with their sources is
+``docs/algorithms/baselines.md``. A config field left at ``None`` means "d3rlpy's own default for
+this action space". Loading a saved baseline unpickles d3rlpy's checkpoint: only load files you trust.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import io
+import logging
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+
+from ..data.dataset import Dataset, DatasetError
+from .base import OfflineAlgo, Spec
+from .config import AlgoConfig, ConfigError
+from .registry import register_algo
+
+__all__ = [
+    "D3rlpyAlgo",
+    "D3rlpyConfig",
+    "CQL",
+    "CQLConfig",
+    "IQL",
+    "IQLConfig",
+    "TD3PlusBC",
+    "TD3PlusBCConfig",
+    "BCQ",
+    "BCQConfig",
+    "NFQ",
+    "NFQConfig",
+    "BC",
+    "BCConfig",
+    "RepeatFirstFrameStackPicker",
+    "to_d3rlpy_buffer",
+    "set_d3rlpy_log_level",
+]
+
+
+# --- importing d3rlpy quietly ------------------------------------------------------------------
+_D3RLPY = None
+_LOG_LEVEL = logging.WARNING
+#: printed while d3rlpy imports and carrying no information for offline-zoo users
+_IMPORT_NOISE = ("Register Shimmy environments",)
+
+
+def _d3rlpy():
+    """The ``d3rlpy`` module, imported on first use without its console noise.
+
+    Importing d3rlpy imports the unmaintained ``gym`` package, which prints a deprecation banner, and
+    (with a GPU) switches torch to TF32 matmuls and compiled autograd for the whole process. The
+    banner is dropped (anything else printed during the import is passed through), the two global
+    torch settings are put back, and d3rlpy's own logger is limited to warnings and errors.
+    """
+    global _D3RLPY
+    if _D3RLPY is not None:
+        return _D3RLPY
+    cuda = torch.cuda.is_available()
+    if cuda:
+        import torch._dynamo  # noqa: F401  (d3rlpy sets one of its flags)
+
+        saved = (torch.get_float32_matmul_precision(), torch._dynamo.config.compiled_autograd)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        import d3rlpy
+    for stream, text in ((sys.stdout, out.getvalue()), (sys.stderr, err.getvalue())):
+        text = _drop_import_noise(text)
+        if text.strip():
+            stream.write(text)
+    if cuda:
+        torch.set_float32_matmul_precision(saved[0])
+        torch._dynamo.config.compiled_autograd = saved[1]
+    _D3RLPY = d3rlpy
+    set_d3rlpy_log_level(_LOG_LEVEL)
+    return d3rlpy
+
+
+def _drop_import_noise(text: str) -> str:
+    try:  # the exact banner gym prints for its version (gym_notices), nothing broader
+        import gym
+        import gym_notices.notices as notices
+
+        banner = notices.notices.get(gym.__version__)
+        if banner:
+            text = text.replace(banner + "\n", "").replace(banner, "")
+    except Exception:
+        pass
+    return "".join(line for line in text.splitlines(keepends=True) if not any(n in line for n in _IMPORT_NOISE))
+
+
+def set_d3rlpy_log_level(level: int | str) -> None:
+    """Show d3rlpy's log messages from ``level`` up (default ``logging.WARNING``; its info messages
+    on every build and fit are hidden). Only d3rlpy's logger is affected.
+
+    >>> import logging
+    >>> set_d3rlpy_log_level(logging.INFO)  # doctest: +SKIP
+    """
+    global _LOG_LEVEL
+    if isinstance(level, str):
+        numeric = logging.getLevelName(level.upper())
+        if not isinstance(numeric, int):
+            raise ValueError(f"level={level!r} is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL")
+        level = numeric
+    _LOG_LEVEL = int(level)
+    if _D3RLPY is not None:
+        import structlog
+
+        # d3rlpy's modules all hold this one lazy proxy; giving it a filtering wrapper class leaves
+        # every other structlog user of the process untouched.
+        _D3RLPY.logging.LOG._wrapper_class = structlog.make_filtering_bound_logger(_LOG_LEVEL)
+
+
+# --- dataset conversion ------------------------------------------------------------------------
+class RepeatFirstFrameStackPicker:
+    """d3rlpy transition picker that stacks the last ``n_frames`` single frames of an episode.
+
+    Before the episode's ``n_frames``-th step the first frame is repeated — what the evaluation
+    environment's frame stack (gymnasium ``FrameStackObservation``) and the project's samplers do;
+    d3rlpy's ``FrameStackTransitionPicker`` pads with zeros instead. Frames are stored once as
+    ``uint8`` and stacked only for the sampled transitions.
+
+    >>> import numpy as np, d3rlpy  # doctest: +SKIP
+    >>> ep = d3rlpy.dataset.Episode(np.arange(3)[:, None, None].astype(np.uint8) * np.ones((3, 2, 2), np.uint8),
+    ...                             np.zeros((3, 1), np.int64), np.zeros((3, 1), np.float32), True)  # doctest: +SKIP
+    >>> RepeatFirstFrameStackPicker(4)(ep, 1).observation[:, 0, 0].tolist()  # doctest: +SKIP
+    [0, 0, 0, 1]
+    """
+
+    def __init__(self, n_frames: int):
+        if int(n_frames) < 1:
+            raise ValueError(f"n_frames={n_frames!r} must be a positive number of frames")
+        self.n_frames = int(n_frames)
+        self._lags = np.arange(self.n_frames - 1, -1, -1)
+
+    def __call__(self, episode, index: int):
+        transition_cls = _d3rlpy().dataset.Transition
+        if not 0 <= index < episode.transition_count:
+            raise IndexError(f"transition index {index} is outside the episode's {episode.transition_count} transitions")
+        frames, actions = episode.observations, episode.actions
+        observation = frames[np.maximum(index - self._lags, 0)]
+        terminal = bool(episode.terminated) and index == episode.size() - 1
+        if terminal:
+            next_observation, next_action = np.zeros_like(observation), np.zeros_like(actions[index])
+        else:
+            next_observation, next_action = frames[np.maximum(index + 1 - self._lags, 0)], actions[index + 1]
+        return transition_cls(
+            observation=observation,
+            action=actions[index],
+            reward=episode.rewards[index],
+            next_observation=next_observation,
+            next_action=next_action,
+            terminal=float(terminal),
+            interval=1,
+            rewards_to_go=episode.rewards[index:],
+        )
+
+
+def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
+    """A d3rlpy ``ReplayBuffer`` over the episodes of ``dataset`` (views of its arrays, no copies).
+
+    * An episode is *terminated* when its last step is a terminal — also when that step is flagged
+      as a timeout too (terminal wins); timeout- or data-end-cut episodes bootstrap from their last
+      observation, so their last step is not a transition (it has no next observation).
+    * Episodes of one truncated step therefore contribute no transition: they are counted in
+      ``buffer.conversion_info`` and reported with a warning (``warn=False`` silences it).
+    * Frame-stacked data (Atari: ``frame_stack=4``) keeps its single ``uint8`` frames and stacks
+      them per sampled transition with :class:`RepeatFirstFrameStackPicker`.
+
+    Raises :class:`~offline_zoo.data.DatasetError` for a terminal flag inside an episode (it would
+    be ignored) or a dataset without a single transition.
+
+    >>> from offline_zoo.testing import tiny_dataset
+    >>> buf = to_d3rlpy_buffer(tiny_dataset(n_episodes=2, episode_len=5))  # doctest: +SKIP
+    >>> buf.transition_count, buf.conversion_info["truncated_last_steps"]  # doctest: +SKIP
+    (9, 1)
+    """
+    d3 = _d3rlpy()
+    starts, lengths = dataset.episode_starts, dataset.episode_lengths
+    ends = starts + lengths - 1
+    inside = np.asarray(dataset.terminals, dtype=bool).copy()
+    inside[ends] = False
+    if inside.any():
+        raise DatasetError(
+            f"terminals[{int(np.flatnonzero(inside)[0])}] is set inside an episode (episodes end at a terminal or "
+            "timeout): rebuild the Dataset with Dataset.from_arrays so that episode boundaries follow the flags"
+        )
+    terminated = np.asarray(dataset.terminals, dtype=bool)[ends]
+    obs = dataset.observations
+    actions = dataset.actions.reshape(-1, 1) if dataset.discrete else dataset.actions
+    rewards = dataset.rewards.reshape(-1, 1)
+    episodes = [
+        d3.dataset.Episode(observations=obs[s : s + n], actions=actions[s : s + n], rewards=rewards[s : s + n], terminated=bool(t))
+        for s, n, t in zip(starts.tolist(), lengths.tolist(), terminated.tolist())
+    ]
+    picker = RepeatFirstFrameStackPicker(dataset.frame_stack) if dataset.frame_stack > 1 else d3.dataset.BasicTransitionPicker()
+    Signature = d3.dataset.Signature
+    buffer = d3.dataset.ReplayBuffer(
+        d3.dataset.InfiniteBuffer(),
+        transition_picker=picker,
+        episodes=episodes,
+        observation_signature=Signature(dtype=[obs.dtype], shape=[tuple(dataset.observation_shape)]),
+        action_signature=Signature(dtype=[actions.dtype], shape=[tuple(actions.shape[1:])]),
+        reward_signature=Signature(dtype=[np.dtype(np.float32)], shape=[(1,)]),
+        action_space=d3.ActionSpace.DISCRETE if dataset.discrete else d3.ActionSpace.CONTINUOUS,
+        action_size=dataset.action_dim,
+    )
+    empty = int(np.sum(~terminated & (lengths == 1)))
+    buffer.conversion_info = {
+        "episodes": int(len(starts)),
+        "steps": int(lengths.sum()),
+        "transitions": int(buffer.transition_count),
+        "terminated_episodes": int(terminated.sum()),
+        "truncated_last_steps": int((~terminated).sum()),
+        "episodes_without_transition": empty,
+    }
+    if buffer.transition_count == 0:
+        raise DatasetError(
+            f"the dataset has no transition to learn from: its {len(starts)} episode(s) are single truncated steps "
+            "(a transition needs a next observation or a terminal)"
+        )
+    if empty and warn:
+        warnings.warn(
+            f"{empty} of {len(starts)} episodes are a single truncated step with no next observation: they give no "
+            "transition and are not trained on", stacklevel=2,
+        )
+    return buffer
+
+
+# --- configs -----------------------------------------------------------------------------------
+_REWARD_SCALERS = ("none", "return", "clip")
+_Q_FUNCTIONS = ("mean", "qr")
+
+
+@dataclass
+class D3rlpyConfig(AlgoConfig):
+    """Fields every d3rlpy baseline has. ``None`` = d3rlpy's default for the action space.
+
+    Attributes:
+        batch_size: transitions per gradient step.
+        gamma: discount factor.
+        hidden_units: hidden layer sizes of every MLP (vector observations; images use the Nature CNN).
+        cnn_feature_size: output features of the Nature CNN (image observations; d3rlpy: 512).
+        normalize_states: standardize vector observations with d3rlpy's ``StandardObservationScaler``
+            (statistics fitted on the training transitions, saved with the model). Image
+            observations are always divided by 255 (``PixelObservationScaler``).
+        reward_scaler: ``"none"``, ``"return"`` (``ReturnBasedRewardScaler``: r * multiplier /
+            (max episode return - min episode return), CORL's and IQL's MuJoCo normalization) or
+            ``"clip"`` (``ClipRewardScaler(-1, 1)``, d3rlpy's Atari reproductions).
+        reward_multiplier: the ``multiplier`` of the return-based scaler (CORL: 1000 = episode length).
+        adam_eps: epsilon of every Adam optimizer (d3rlpy's Atari reproductions: 1e-2 / 32).
+    """
+
+    batch_size: int | None = None  # type: ignore[assignment]
+    gamma: float | None = None
+    hidden_units: tuple[int, ...] | None = None
+    cnn_feature_size: int | None = None
+    normalize_states: bool = False
+    reward_scaler: str = "none"
+    reward_multiplier: float = 1.0
+    adam_eps: float | None = None
+
+
+#: fields interpreted by the adapter itself (everything else is passed to d3rlpy under its name)
+_ADAPTER_FIELDS = frozenset(
+    {"n_steps", "eval_episodes", "target_returns", "hidden_units", "cnn_feature_size", "normalize_states", "reward_scaler",
+     "reward_multiplier", "adam_eps", "q_function", "n_quantiles", "actor_cosine_lr", "imitator_hidden_units"}
+)
+
+
+@dataclass
+class CQLConfig(D3rlpyConfig):
+    """CQL (continuous: d3rlpy ``CQL``; discrete: ``DiscreteCQL``).
+
+    Attributes:
+        actor_learning_rate, temp_learning_rate, alpha_learning_rate: continuous only
+            (``alpha_learning_rate=0`` keeps the conservative weight fixed, CORL's non-Lagrange CQL).
+        critic_learning_rate: Q-function learning rate (discrete: DiscreteCQL's ``learning_rate``).
+        conservative_weight: weight of the conservative loss (discrete: DiscreteCQL's ``alpha``).
+        initial_temperature, initial_alpha, alpha_threshold, n_action_samples, tau, soft_q_backup,
+            max_q_backup: continuous only, as in d3rlpy.
+        n_critics: Q-function ensemble size.
+        target_update_interval: discrete only: steps between hard target updates.
+        q_function: discrete only: ``"mean"`` or ``"qr"`` (quantile regression, d3rlpy's Atari setting).
+        n_quantiles: quantiles of the ``"qr"`` Q-function.
+    """
+
+    actor_learning_rate: float | None = None
+    critic_learning_rate: float | None = None
+    temp_learning_rate: float | None = None
+    alpha_learning_rate: float | None = None
+    initial_temperature: float | None = None
+    initial_alpha: float | None = None
+    alpha_threshold: float | None = None
+    conservative_weight: float | None = None
+    n_action_samples: int | None = None
+    tau: float | None = None
+    n_critics: int | None = None
+    soft_q_backup: bool | None = None
+    max_q_backup: bool | None = None
+    target_update_interval: int | None = None
+    q_function: str | None = None
+    n_quantiles: int | None = None
+
+
+@dataclass
+class IQLConfig(D3rlpyConfig):
+    """IQL (d3rlpy ``IQL``; continuous actions only).
+
+    Attributes:
+        actor_learning_rate, critic_learning_rate: learning rates (the critic's also trains V).
+        actor_cosine_lr: cosine-anneal the actor learning rate to 0 over ``n_steps`` (IQL, CORL).
+        expectile, weight_temp, max_weight, tau, n_critics: as in d3rlpy (CORL: iql_tau, beta, 100).
+    """
+
+    actor_learning_rate: float | None = None
+    critic_learning_rate: float | None = None
+    actor_cosine_lr: bool = False
+    expectile: float | None = None
+    weight_temp: float | None = None
+    max_weight: float | None = None
+    tau: float | None = None
+    n_critics: int | None = None
+
+
+@dataclass
+class TD3PlusBCConfig(D3rlpyConfig):
+    """TD3+BC (d3rlpy ``TD3PlusBC``; continuous actions only); fields as in d3rlpy."""
+
+    actor_learning_rate: float | None = None
+    critic_learning_rate: float | None = None
+    alpha: float | None = None
+    target_smoothing_sigma: float | None = None
+    target_smoothing_clip: float | None = None
+    update_actor_interval: int | None = None
+    tau: float | None = None
+    n_critics: int | None = None
+
+
+@dataclass
+class BCQConfig(D3rlpyConfig):
+    """BCQ (continuous: d3rlpy ``BCQ``; discrete: ``DiscreteBCQ``).
+
+    Attributes:
+        critic_learning_rate: Q-function learning rate (discrete: DiscreteBCQ's ``learning_rate``).
+        actor_learning_rate, imitator_learning_rate, imitator_hidden_units, lam, n_action_samples,
+            update_actor_interval, rl_start_step, tau: continuous only (VAE imitator + perturbation).
+        action_flexibility: continuous: perturbation range; discrete: imitator probability threshold.
+        beta: continuous: VAE KL weight; discrete: imitator logit regularization weight.
+        n_critics, target_update_interval (discrete), q_function, n_quantiles (discrete): as in CQL.
+    """
+
+    actor_learning_rate: float | None = None
+    critic_learning_rate: float | None = None
+    imitator_learning_rate: float | None = None
+    imitator_hidden_units: tuple[int, ...] | None = None
+    lam: float | None = None
+    n_action_samples: int | None = None
+    action_flexibility: float | None = None
+    beta: float | None = None
+    update_actor_interval: int | None = None
+    rl_start_step: int | None = None
+    tau: float | None = None
+    n_critics: int | None = None
+    target_update_interval: int | None = None
+    q_function: str | None = None
+    n_quantiles: int | None = None
+
+
+@dataclass
+class NFQConfig(D3rlpyConfig):
+    """NFQ (d3rlpy ``NFQ``; discrete actions only): ``learning_rate``, ``n_critics``, ``q_function``."""
+
+    learning_rate: float | None = None
+    n_critics: int | None = None
+    q_function: str | None = None
+    n_quantiles: int | None = None
+
+
+@dataclass
+class BCConfig(D3rlpyConfig):
+    """BC (continuous: d3rlpy ``BC``; discrete: ``DiscreteBC``).
+
+    Attributes:
+        learning_rate: policy learning rate.
+        policy_type: continuous only: ``"deterministic"`` (MSE, CORL) or ``"stochastic"``.
+        beta: discrete only: logit regularization weight.
+    """
+
+    learning_rate: float | None = None
+    policy_type: str | None = None
+    beta: float | None = None
+
+
+# --- the adapter -------------------------------------------------------------------------------
+class D3rlpyAlgo(OfflineAlgo):
+    """Shared adapter: a d3rlpy algorithm trained, evaluated and saved as an :class:`OfflineAlgo`.
+
+    Subclasses name the d3rlpy config class per action space (``d3rlpy_configs``) and, for the
+    discrete variant, which of their fields d3rlpy spells differently (``discrete_renames``). Every
+    config field that is not ``None`` and not interpreted by the adapter is passed to d3rlpy under
+    its (renamed) name; a set field that the chosen d3rlpy algorithm does not have is an error.
+
+    >>> from offline_zoo import CQL
+    >>> algo = CQL("hopper-medium", ratio=0.1, seed=0)  # doctest: +SKIP
+    >>> algo.d3rlpy_algo  # the underlying d3rlpy object  # doctest: +SKIP
+    """
+
+    #: action space -> name of the d3rlpy config class in ``d3rlpy.algos``
+    d3rlpy_configs: ClassVar[dict[str, str]] = {}
+    #: our field name -> d3rlpy's, for the discrete variant
+    discrete_renames: ClassVar[dict[str, str]] = {}
+    #: d3rlpy metric reported as ``loss`` (when d3rlpy has no ``loss`` itself)
+    main_metric: ClassVar[str] = "critic_loss"
+    #: the d3rlpy policy samples at prediction time (continuous BCQ): predictions use a fixed seed
+    stochastic_predict: ClassVar[dict[str, bool]] = {}
+
+    # -- building ------------------------------------------------------------------------------
+    def _build(self) -> None:
+        self._check_config()
+        self._d3 = self._make_d3rlpy_config().create(device=_d3rlpy_device(self.device))
+        self._d3.create_impl(tuple(self.spec.observation_shape), int(self.spec.action_dim))
+        self._refresh_model()
+        # private random streams (see the module docstring): NumPy's legacy global RNG for d3rlpy's
+        # batch sampling, torch's for d3rlpy's updates
+        self._np_state = np.random.RandomState(self.seed).get_state()
+        self._torch_state = _get_torch_rng(self.device)
+        self._buffer = None
+        self._buffer_dataset: Dataset | None = None
+        self.data_conversion: dict[str, int] | None = None
+
+    def _check_config(self) -> None:
+        cfg, image = self.config, self.spec.image
+        if cfg.reward_scaler not in _REWARD_SCALERS:
+            raise ConfigError(f"reward_scaler={cfg.reward_scaler!r} is not supported; use one of {', '.join(map(repr, _REWARD_SCALERS))}")
+        q = getattr(cfg, "q_function", None)
+        if q is not None and q not in _Q_FUNCTIONS:
+            raise ConfigError(f"q_function={q!r} is not supported; use one of {', '.join(map(repr, _Q_FUNCTIONS))}")
+        if image and cfg.hidden_units is not None:
+            raise ConfigError("hidden_units applies to vector observations; image observations use the Nature CNN (set cnn_feature_size)")
+        if image and cfg.normalize_states:
+            raise ConfigError("normalize_states applies to vector observations; image observations are always divided by 255")
+        if not image and cfg.cnn_feature_size is not None:
+            raise ConfigError("cnn_feature_size applies to image observations; vector observations use hidden_units")
+        for name in ("hidden_units", "imitator_hidden_units"):
+            units = getattr(cfg, name, None)
+            if units is not None and (len(units) == 0 or any(int(u) < 1 for u in units)):
+                raise ConfigError(f"{name}={units!r} must be a non-empty list of positive layer sizes, e.g. [256, 256]")
+
+    @property
+    def d3rlpy_config_class(self) -> type:
+        """The d3rlpy config class used for this dataset's action space."""
+        return getattr(_d3rlpy().algos, self.d3rlpy_configs[self.spec.action_space])
+
+    def _make_d3rlpy_config(self):
+        d3 = _d3rlpy()
+        cfg, discrete, image = self.config, self.spec.discrete, self.spec.image
+        target_cls = self.d3rlpy_config_class
+        target = {f.name for f in dataclasses.fields(target_cls)}
+        renames = self.discrete_renames if discrete else {}
+        kwargs: dict[str, Any] = {}
+        for f in dataclasses.fields(cfg):
+            value = getattr(cfg, f.name)
+            if f.name in _ADAPTER_FIELDS or value is None:
+                continue
+            name = renames.get(f.name, f.name)
+            if name not in target:
+                applies = sorted(g.name for g in dataclasses.fields(cfg) if g.name not in _ADAPTER_FIELDS and renames.get(g.name, g.name) in target)
+                raise ConfigError(
+                    f"{f.name}={value!r} does not apply to d3rlpy's {target_cls.__name__[:-6]} ({self.spec.action_space} actions); "
+                    f"fields that apply: {', '.join(applies)}"
+                )
+            kwargs[name] = list(value) if isinstance(value, tuple) else value
+        if image:
+            encoder = d3.models.PixelEncoderFactory(**({"feature_size": int(cfg.cnn_feature_size)} if cfg.cnn_feature_size else {}))
+        elif cfg.hidden_units is not None:
+            encoder = d3.models.VectorEncoderFactory(hidden_units=[int(u) for u in cfg.hidden_units])
+        else:
+            encoder = None
+        for name in sorted(target):
+            if name.endswith("encoder_factory") and encoder is not None:
+                kwargs[name] = encoder
+            if name.endswith("optim_factory") and cfg.adam_eps is not None:
+                kwargs[name] = d3.optimizers.AdamFactory(eps=float(cfg.adam_eps))
+        q = getattr(cfg, "q_function", None)
+        if q is not None and "q_func_factory" in target:
+            kwargs["q_func_factory"] = (
+                d3.models.QRQFunctionFactory(**({"n_quantiles": int(cfg.n_quantiles)} if cfg.n_quantiles else {}))
+                if q == "qr" else d3.models.MeanQFunctionFactory()
+            )
+        if image:
+            kwargs["observation_scaler"] = d3.preprocessing.PixelObservationScaler()
+        elif cfg.normalize_states:
+            kwargs["observation_scaler"] = d3.preprocessing.StandardObservationScaler()
+        if cfg.reward_scaler == "return":
+            kwargs["reward_scaler"] = d3.preprocessing.ReturnBasedRewardScaler(multiplier=float(cfg.reward_multiplier))
+        elif cfg.reward_scaler == "clip":
+            kwargs["reward_scaler"] = d3.preprocessing.ClipRewardScaler(-1.0, 1.0)
+        kwargs.update(self._more_d3rlpy_kwargs(target))
+        return target_cls(**kwargs)
+
+    def _more_d3rlpy_kwargs(self, target: set[str]) -> dict[str, Any]:
+        """Hook: d3rlpy arguments that need more than a rename (LR schedules, extra encoders)."""
+        return {}
+
+    def _refresh_model(self) -> None:
+        # the trainable torch modules (target networks excluded) for eval mode and parameter counts
+        modules = self._d3.impl.modules.get_torch_modules()
+        self.model = {k: m for k, m in modules.items() if not k.startswith("targ_")}
+
+    @property
+    def d3rlpy_algo(self):
+        """The underlying d3rlpy algorithm object (``d3rlpy.algos.CQL``...)."""
+        return self._d3
+
+    @property
+    def d3rlpy_config(self):
+        """The resolved d3rlpy config (every value, d3rlpy defaults included)."""
+        return self._d3.config
+
+    @classmethod
+    def tiny_config(cls, spec: Spec) -> dict[str, Any]:
+        if spec.image:
+            return {"batch_size": 2, "cnn_feature_size": 32}
+        return {"batch_size": 8, "hidden_units": (16,)}
+
+    # -- data ----------------------------------------------------------------------------------
+    def _before_learn(self) -> None:
+        self._prepare_data()
+
+    def _prepare_data(self) -> None:
+        """Build the replay buffer of ``self.dataset`` (once per dataset) and fit unfitted scalers."""
+        if self.dataset is None:
+            raise RuntimeError(f"this {type(self).__name__} has no dataset: pass dataset= to load() to train it")
+        if self._buffer is None or self._buffer_dataset is not self.dataset:
+            if self.dataset.discrete != self.spec.discrete or tuple(self.dataset.observation_shape) != tuple(self.spec.observation_shape):
+                raise DatasetError(
+                    f"dataset has observations {tuple(self.dataset.observation_shape)} and "
+                    f"{'discrete' if self.dataset.discrete else 'continuous'} actions, but this {type(self).__name__} was built "
+                    f"for {tuple(self.spec.observation_shape)} and {self.spec.action_space} actions"
+                )
+            self._buffer = to_d3rlpy_buffer(self.dataset)
+            self._buffer_dataset = self.dataset
+            self.data_conversion = dict(self._buffer.conversion_info)
+        if not self._scalers_built():
+            # the very function d3rlpy's fit calls: statistics over the buffer's transitions
+            from d3rlpy.algos.utility import build_scalers_with_transition_picker
+
+            build_scalers_with_transition_picker(self._d3, self._buffer)
+
+    def _scalers_built(self) -> bool:
+        c = self._d3.config
+        return all(s is None or s.built for s in (c.observation_scaler, c.action_scaler, c.reward_scaler))
+
+    # -- training ------------------------------------------------------------------------------
+    def _train_step(self) -> dict[str, Any]:
+        outer = np.random.get_state()
+        np.random.set_state(self._np_state)
+        try:
+            batch = self._buffer.sample_transition_batch(self._d3.config.batch_size)
+        finally:
+            self._np_state = np.random.get_state()
+            np.random.set_state(outer)
+        with self._private_torch_rng():
+            metrics = self._d3.update(batch)
+        if "loss" not in metrics and self.main_metric in metrics:
+            metrics = {"loss": metrics[self.main_metric], **metrics}
+        return metrics
+
+    @contextlib.contextmanager
+    def _private_torch_rng(self):
+        outer = _get_torch_rng(self.device)
+        _set_torch_rng(self.device, self._torch_state)
+        try:
+            yield
+        finally:
+            self._torch_state = _get_torch_rng(self.device)
+            _set_torch_rng(self.device, outer)
+
+    # -- inference -----------------------------------------------------------------------------
+    def _predict(self, observations: np.ndarray, state) -> np.ndarray:
+        if not self._scalers_built():
+            self._prepare_data()
+        if self.stochastic_predict.get(self.spec.action_space, False):
+            # a deterministic function of (weights, batch): the sampled candidates use a fixed seed
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.manual_seed(self.seed)
+                actions = self._d3.predict(observations)
+        else:
+            actions = self._d3.predict(observations)
+        return np.asarray(actions, dtype=np.int64 if self.spec.discrete else np.float32)
+
+    # -- persistence ---------------------------------------------------------------------------
+    def _state_dict(self) -> dict[str, Any]:
+        name, keys, pos, has_gauss, cached = self._np_state
+        return {
+            "grad_step": int(self._d3.grad_step),
+            "sampling_rng": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
+                             "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+            "torch_rng": self._torch_state,
+        }
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        self._d3.set_grad_step(int(state["grad_step"]))
+        s = state["sampling_rng"]
+        self._np_state = (s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"])
+        saved = {k: v.cpu() for k, v in state["torch_rng"].items()}  # base.load maps tensors to the device
+        if self.device.type == "cuda" and "cuda" not in saved:  # saved on CPU, loaded on a GPU
+            saved["cuda"] = self._torch_state["cuda"]
+        if self.device.type != "cuda":  # saved on a GPU, loaded on the CPU
+            saved.pop("cuda", None)
+        self._torch_state = saved
+
+    def _extra_files(self) -> dict[str, bytes]:
+        with tempfile.TemporaryDirectory() as tmp:  # d3rlpy's save insists on a path
+            path = os.path.join(tmp, "model.d3")
+            self._d3.save(path)
+            with open(path, "rb") as f:
+                return {"d3rlpy/model.d3": f.read()}
+
+    def _load_extra_files(self, files: dict[str, bytes]) -> None:
+        data = files.get("d3rlpy/model.d3")
+        if data is None:
+            raise ValueError(f"the saved {type(self).__name__} has no d3rlpy/model.d3 entry: the file is damaged or not a d3rlpy baseline")
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "model.d3")
+            with open(path, "wb") as f:
+                f.write(data)
+            algo = _d3rlpy().load_learnable(path, device=_d3rlpy_device(self.device))
+        expected = self.d3rlpy_config_class.__name__[:-6]
+        if type(algo).__name__ != expected:
+            raise ValueError(f"the saved d3rlpy model is a {type(algo).__name__}, expected a {expected}")
+        self._d3 = algo
+        self._refresh_model()
+
+
+def _d3rlpy_device(device: torch.device) -> str:
+    return f"cuda:{device.index or 0}" if device.type == "cuda" else "cpu:0"
+
+
+def _get_torch_rng(device: torch.device) -> dict[str, torch.Tensor]:
+    out = {"cpu": torch.get_rng_state()}
+    if device.type == "cuda":
+        out["cuda"] = torch.cuda.get_rng_state(device)
+    return out
+
+
+def _set_torch_rng(device: torch.device, state: dict[str, torch.Tensor]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if device.type == "cuda" and "cuda" in state:
+        torch.cuda.set_rng_state(state["cuda"], device)
+
+
+# --- the six baselines -------------------------------------------------------------------------
+@register_algo
+class CQL(D3rlpyAlgo):
+    """Conservative Q-Learning (Kumar et al. 2020): d3rlpy's ``CQL`` (continuous) or ``DiscreteCQL``
+    (Atari: Nature CNN, quantile Q-function, frame stack 4).
+
+    >>> from offline_zoo import CQL
+    >>> CQL("hopper-medium", ratio=0.1).learn(1000, progress_bar=False).evaluate(n_episodes=2).score  # doctest: +SKIP
+    """
+
+    name = "cql"
+    config_class = CQLConfig
+    action_spaces = frozenset({"continuous", "discrete"})
+    d3rlpy_configs = {"continuous": "CQLConfig", "discrete": "DiscreteCQLConfig"}
+    discrete_renames = {"critic_learning_rate": "learning_rate", "conservative_weight": "alpha"}
+
+    @classmethod
+    def tiny_config(cls, spec: Spec) -> dict[str, Any]:
+        extra = {"n_quantiles": 4} if spec.image else {"n_action_samples": 2}
+        return {**super().tiny_config(spec), **extra}
+
+
+@register_algo
+class IQL(D3rlpyAlgo):
+    """Implicit Q-Learning (Kostrikov et al. 2021): d3rlpy's ``IQL``; continuous actions only.
+
+    >>> from offline_zoo import IQL
+    >>> IQL("walker2d-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    """
+
+    name = "iql"
+    config_class = IQLConfig
+    action_spaces = frozenset({"continuous"})
+    d3rlpy_configs = {"continuous": "IQLConfig"}
+
+    def _more_d3rlpy_kwargs(self, target: set[str]) -> dict[str, Any]:
+        if not self.config.actor_cosine_lr:
+            return {}
+        d3 = _d3rlpy()
+        schedule = d3.optimizers.CosineAnnealingLRFactory(T_max=int(self.config.n_steps))
+        eps = {"eps": float(self.config.adam_eps)} if self.config.adam_eps is not None else {}
+        return {"actor_optim_factory": d3.optimizers.AdamFactory(lr_scheduler_factory=schedule, **eps)}
+
+
+@register_algo(aliases=("td3bc",))
+class TD3PlusBC(D3rlpyAlgo):
+    """TD3+BC (Fujimoto & Gu 2021): d3rlpy's ``TD3PlusBC``; continuous actions only.
+
+    >>> from offline_zoo import TD3PlusBC
+    >>> TD3PlusBC("halfcheetah-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    """
+
+    name = "td3+bc"
+    config_class = TD3PlusBCConfig
+    action_spaces = frozenset({"continuous"})
+    d3rlpy_configs = {"continuous": "TD3PlusBCConfig"}
+
+
+@register_algo
+class BCQ(D3rlpyAlgo):
+    """Batch-Constrained Q-learning (Fujimoto et al. 2019): d3rlpy's ``BCQ`` (continuous: VAE imitator
+    + perturbation; its predictions sample candidates with a fixed seed) or ``DiscreteBCQ`` (Atari).
+
+    >>> from offline_zoo import BCQ
+    >>> BCQ("breakout-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    """
+
+    name = "bcq"
+    config_class = BCQConfig
+    action_spaces = frozenset({"continuous", "discrete"})
+    d3rlpy_configs = {"continuous": "BCQConfig", "discrete": "DiscreteBCQConfig"}
+    discrete_renames = {"critic_learning_rate": "learning_rate"}
+    stochastic_predict = {"continuous": True}
+
+    def _more_d3rlpy_kwargs(self, target: set[str]) -> dict[str, Any]:
+        units = self.config.imitator_hidden_units
+        if units is None or "imitator_encoder_factory" not in target:
+            return {}
+        return {"imitator_encoder_factory": _d3rlpy().models.VectorEncoderFactory(hidden_units=[int(u) for u in units])}
+
+    @classmethod
+    def tiny_config(cls, spec: Spec) -> dict[str, Any]:
+        extra = {"n_quantiles": 4} if spec.image else {"imitator_hidden_units": (16,), "n_action_samples": 4}
+        return {**super().tiny_config(spec), **extra}
+
+
+@register_algo
+class NFQ(D3rlpyAlgo):
+    """Neural Fitted Q Iteration (Riedmiller 2005): d3rlpy's ``NFQ``; discrete (Atari) actions only.
+
+    >>> from offline_zoo import NFQ
+    >>> NFQ("pong-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    """
+
+    name = "nfq"
+    config_class = NFQConfig
+    action_spaces = frozenset({"discrete"})
+    d3rlpy_configs = {"discrete": "NFQConfig"}
+
+
+@register_algo
+class BC(D3rlpyAlgo):
+    """Behaviour cloning: d3rlpy's ``BC`` (continuous, deterministic MSE policy) or ``DiscreteBC``.
+
+    >>> from offline_zoo import BC
+    >>> BC("kitchen-partial").learn(1000, progress_bar=False)  # doctest: +SKIP
+    """
+
+    name = "bc"
+    config_class = BCConfig
+    action_spaces = frozenset({"continuous", "discrete"})
+    d3rlpy_configs = {"continuous": "BCConfig", "discrete": "DiscreteBCConfig"}
+    main_metric = "loss"

@@ -1,0 +1,90 @@
+"""What Wiki-RL and LaMo share on top of the sequence agent: a pre-trained LM body and a text corpus.
+
+``lm=`` is a hub name (``"gpt2"``, ``"gpt2-medium"``), a local directory, or ``"embedded"`` (the
+small LM shipped with offline-zoo for offline use). ``pretrained=False`` builds the same
+architecture randomly initialised (no network), and then accepts ``n_layer`` / ``n_embd`` /
+``n_head`` overrides.
+
+The corpus of the language losses (``corpus=``) is ``"wikitext-103"`` (through ``datasets``, needs a
+network or its cache), a text file or directory (e.g. WikiText-2), or ``"random"`` (uniform random
+token ids: only for tests and speed measurements). It is streamed as random token blocks of
+``lm_block_size`` tokens, ``lm_batch_size`` blocks per step, with constant memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..lm import TokenBlockSource, load_language_model
+from .sequence import SequenceAlgo, SequenceConfig
+
+__all__ = ["LMBackedConfig", "LMBackedAlgo"]
+
+
+@dataclass
+class LMBackedConfig(SequenceConfig):
+    """Language-model fields shared by Wiki-RL and LaMo.
+
+    Attributes:
+        lm: hub name, local directory or ``"embedded"``.
+        pretrained: load pre-trained weights (False: same architecture, random init).
+        n_layer, n_embd, n_head: size overrides (only with ``pretrained=False``).
+        corpus: ``"wikitext-103"``, a path to text, or ``"random"``.
+        tokenizer: tokenizer name or directory (None: the LM's own; GPT-2's for hub names).
+        lm_batch_size, lm_block_size: token blocks per step and tokens per block.
+    """
+
+    lm: str = "gpt2"
+    pretrained: bool = True
+    n_layer: int | None = None
+    n_embd: int | None = None
+    n_head: int | None = None
+    corpus: str = "wikitext-103"
+    tokenizer: str | None = None
+    lm_batch_size: int = 2
+    lm_block_size: int = 1024
+
+
+class LMBackedAlgo(SequenceAlgo):
+    """A sequence agent whose body is a (pre-trained) GPT-2-architecture language model."""
+
+    config_class = LMBackedConfig
+
+    def _load_lm(self, **config_overrides) -> torch.nn.Module:
+        c = self.config
+        sizes = {k: getattr(c, k) for k in ("n_layer", "n_embd", "n_head") if getattr(c, k) is not None}
+        if sizes and c.pretrained:
+            raise ValueError(
+                f"size overrides {sizes} need pretrained=False: a pre-trained {c.lm!r} has fixed sizes"
+            )
+        return load_language_model(c.lm, pretrained=c.pretrained, **sizes, **config_overrides)
+
+    def _language_corpus(self) -> TokenBlockSource:
+        """The token-block stream of the language losses (built on first use)."""
+        source = getattr(self, "_corpus_source", None)
+        if source is not None:
+            return source
+        c = self.config
+        vocab = self.model.body.wte.weight.shape[0]
+        if c.corpus == "random":
+            tokens = np.random.default_rng(self.seed).integers(0, vocab, size=max(64 * c.lm_block_size, 4096))
+            source = TokenBlockSource.from_tokens(tokens, c.lm_block_size, c.lm_batch_size, seed=self.seed, description={"random": vocab})
+        elif c.corpus == "wikitext-103":
+            source = TokenBlockSource.from_hf_wikitext103(tokenizer=c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+        else:
+            source = TokenBlockSource(c.corpus, c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+        if source.description.get("vocab_size", vocab) > vocab:
+            raise ValueError(f"the corpus tokenizer has {source.description['vocab_size']} tokens but the LM only {vocab}")
+        source.rng = self.rng  # block offsets come from the algorithm's saved generator
+        self._corpus_source = source
+        return source
+
+    def _default_tokenizer(self) -> str:
+        c = self.config
+        return c.lm if (c.pretrained or c.lm in ("embedded",)) else "gpt2"
+
+    def _language_batch(self) -> torch.Tensor:
+        return self._language_corpus().next_batch().to(self.device, non_blocking=self.device.type == "cuda")
