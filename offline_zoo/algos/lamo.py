@@ -41,10 +41,11 @@ class LaMoConfig(LMBackedConfig):
         finetune: ``"lora"`` (LaMo), ``"full"`` fine-tuning or ``"frozen"`` body (ablations).
         lora_rank, lora_alpha, lora_dropout: adapter settings.
         lora_structure: ``"qkv"`` (three adapters, the released MuJoCo/Kitchen code) or ``"fused"``
-            (one peft adapter on ``c_attn``, the released Atari code).
-        train_attn_bias: train the ``c_attn`` bias with LoRA (released MuJoCo code: yes; Atari: no).
+            (one peft adapter on ``c_attn``, the released Atari code); None: by action space.
+        train_attn_bias: train the ``c_attn`` bias with LoRA (released MuJoCo code: yes; Atari: no);
+            None: by action space.
         language_loss_coef: lambda of the auxiliary language loss (0 disables it).
-        use_position_embeddings: add GPT-2's wpe (Atari only in the released code).
+        use_position_embeddings: add GPT-2's wpe (released code: Atari only); None: by action space.
     """
 
     embedding: str = "mlp"
@@ -56,10 +57,10 @@ class LaMoConfig(LMBackedConfig):
     lora_rank: int = 16
     lora_alpha: float = 32.0
     lora_dropout: float = 0.1
-    lora_structure: str = "qkv"
-    train_attn_bias: bool = True
+    lora_structure: str | None = None
+    train_attn_bias: bool | None = None
     language_loss_coef: float = 0.1
-    use_position_embeddings: bool = False
+    use_position_embeddings: bool | None = None
 
 
 @register_algo
@@ -76,17 +77,25 @@ class LaMo(LMBackedAlgo):
         d = self.config.dropout
         return self._load_lm(resid_pdrop=d, embd_pdrop=d, attn_pdrop=d)
 
+    def _by_action_space(self, value, continuous, discrete):
+        """A config value, or (None) the released code's choice for this action space."""
+        if value is not None:
+            return value
+        return discrete if self.spec.discrete else continuous
+
     def _transformer_spec(self) -> TransformerSpec:
         spec = super()._transformer_spec()
+        wpe = self._by_action_space(self.config.use_position_embeddings, False, True)
         if self.spec.discrete:  # released Atari code: timestep added before the LayerNorm, Tanh on logits
-            return spec.replace(embed_order="atari_lamo", logits_tanh=True, use_position_embeddings=self.config.use_position_embeddings)
-        return spec.replace(use_position_embeddings=self.config.use_position_embeddings)
+            return spec.replace(embed_order="atari_lamo", logits_tanh=True, use_position_embeddings=wpe)
+        return spec.replace(use_position_embeddings=wpe)
 
     def _prepare_body(self, model) -> None:
         c = self.config
         if c.finetune == "lora":
-            apply_lora(model.body, rank=c.lora_rank, alpha=c.lora_alpha, dropout=c.lora_dropout, mode=c.lora_structure)
-        freeze_for_mode(model, c.finetune, train_attn_bias=c.train_attn_bias)
+            structure = self._by_action_space(c.lora_structure, "qkv", "fused")
+            apply_lora(model.body, rank=c.lora_rank, alpha=c.lora_alpha, dropout=c.lora_dropout, mode=structure)
+        freeze_for_mode(model, c.finetune, train_attn_bias=self._by_action_space(c.train_attn_bias, True, False))
 
     def extra_losses(self, out, b):
         if self.config.language_loss_coef <= 0:
