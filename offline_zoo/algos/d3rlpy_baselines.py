@@ -15,11 +15,13 @@ Six thin classes — :class:`CQL`, :class:`IQL`, :class:`TD3PlusBC`, :class:`BCQ
   buffer's own ``sample_transition_batch`` — exactly what ``d3rlpy``'s ``fit`` does per step, minus
   the epoch bookkeeping (``fit`` trains nothing when ``n_steps < n_steps_per_epoch``), logging
   directories and console output.
-* **randomness**: batch sampling (d3rlpy draws from NumPy's *global* RNG) and d3rlpy's torch
-  randomness run on private streams of this algorithm, swapped in around each step, so two
-  algorithms in one process never disturb each other, and ``save``/``load`` continue training
-  exactly. The streams start as ``np.random.seed(seed)`` and "torch seeded with ``seed``, then the
-  networks built", so a plain ``d3rlpy.seed(seed)`` run of d3rlpy draws the same batches and noise.
+* **randomness**: d3rlpy's buffer draws batch indices from NumPy's *global* RNG; the adapter's
+  buffer draws the same way from a ``RandomState`` of its own (the base class already gives every
+  algorithm its own torch stream), so two algorithms in one process never disturb each other, the
+  global RNGs are left alone, and ``save``/``load`` continue training exactly. The streams start as
+  ``np.random.seed(seed)`` and "torch seeded with ``seed``, then the networks built", so d3rlpy run
+  directly after ``d3rlpy.seed(seed)`` draws the same batches and noise (``tests/test_baselines.py``
+  checks that losses and actions are identical).
 * **persistence**: d3rlpy's full save (``.d3``: config with fitted scaler statistics, weights,
   optimizer and LR-scheduler states) travels inside the offline-zoo zip.
 
@@ -32,6 +34,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import importlib
 import io
 import logging
 import os
@@ -90,9 +93,8 @@ def _d3rlpy():
         return _D3RLPY
     cuda = torch.cuda.is_available()
     if cuda:
-        import torch._dynamo  # noqa: F401  (d3rlpy sets one of its flags)
-
-        saved = (torch.get_float32_matmul_precision(), torch._dynamo.config.compiled_autograd)
+        dynamo = importlib.import_module("torch._dynamo")  # d3rlpy sets one of its flags
+        saved = (torch.get_float32_matmul_precision(), dynamo.config.compiled_autograd)
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         import d3rlpy
@@ -102,7 +104,7 @@ def _d3rlpy():
             stream.write(text)
     if cuda:
         torch.set_float32_matmul_precision(saved[0])
-        torch._dynamo.config.compiled_autograd = saved[1]
+        dynamo.config.compiled_autograd = saved[1]
     _D3RLPY = d3rlpy
     set_d3rlpy_log_level(_LOG_LEVEL)
     return d3rlpy
@@ -152,10 +154,11 @@ class RepeatFirstFrameStackPicker:
     d3rlpy's ``FrameStackTransitionPicker`` pads with zeros instead. Frames are stored once as
     ``uint8`` and stacked only for the sampled transitions.
 
-    >>> import numpy as np, d3rlpy  # doctest: +SKIP
-    >>> ep = d3rlpy.dataset.Episode(np.arange(3)[:, None, None].astype(np.uint8) * np.ones((3, 2, 2), np.uint8),
-    ...                             np.zeros((3, 1), np.int64), np.zeros((3, 1), np.float32), True)  # doctest: +SKIP
-    >>> RepeatFirstFrameStackPicker(4)(ep, 1).observation[:, 0, 0].tolist()  # doctest: +SKIP
+    >>> import numpy as np
+    >>> Episode = _d3rlpy().dataset.Episode
+    >>> frames = np.arange(3, dtype=np.uint8)[:, None, None] * np.ones((3, 2, 2), np.uint8)
+    >>> ep = Episode(frames, np.zeros((3, 1), np.int64), np.zeros((3, 1), np.float32), terminated=True)
+    >>> RepeatFirstFrameStackPicker(4)(ep, 1).observation[:, 0, 0].tolist()
     [0, 0, 0, 1]
     """
 
@@ -188,7 +191,7 @@ class RepeatFirstFrameStackPicker:
         )
 
 
-def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
+def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True, rng: np.random.RandomState | None = None):
     """A d3rlpy ``ReplayBuffer`` over the episodes of ``dataset`` (views of its arrays, no copies).
 
     * An episode is *terminated* when its last step is a terminal — also when that step is flagged
@@ -198,13 +201,15 @@ def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
       ``buffer.conversion_info`` and reported with a warning (``warn=False`` silences it).
     * Frame-stacked data (Atari: ``frame_stack=4``) keeps its single ``uint8`` frames and stacks
       them per sampled transition with :class:`RepeatFirstFrameStackPicker`.
+    * ``rng``: a ``numpy.random.RandomState`` the buffer samples from, exactly as d3rlpy samples
+      from the global one (``np.random.randint`` per transition); None = d3rlpy's global sampling.
 
     Raises :class:`~offline_zoo.data.DatasetError` for a terminal flag inside an episode (it would
     be ignored) or a dataset without a single transition.
 
     >>> from offline_zoo.testing import tiny_dataset
-    >>> buf = to_d3rlpy_buffer(tiny_dataset(n_episodes=2, episode_len=5))  # doctest: +SKIP
-    >>> buf.transition_count, buf.conversion_info["truncated_last_steps"]  # doctest: +SKIP
+    >>> buf = to_d3rlpy_buffer(tiny_dataset(n_episodes=2, episode_len=5))
+    >>> buf.transition_count, buf.conversion_info["truncated_last_steps"]
     (9, 1)
     """
     d3 = _d3rlpy()
@@ -227,7 +232,8 @@ def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
     ]
     picker = RepeatFirstFrameStackPicker(dataset.frame_stack) if dataset.frame_stack > 1 else d3.dataset.BasicTransitionPicker()
     Signature = d3.dataset.Signature
-    buffer = d3.dataset.ReplayBuffer(
+    buffer_cls = d3.dataset.ReplayBuffer if rng is None else _seeded_replay_buffer_class()
+    buffer = buffer_cls(
         d3.dataset.InfiniteBuffer(),
         transition_picker=picker,
         episodes=episodes,
@@ -237,6 +243,8 @@ def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
         action_space=d3.ActionSpace.DISCRETE if dataset.discrete else d3.ActionSpace.CONTINUOUS,
         action_size=dataset.action_dim,
     )
+    if rng is not None:
+        buffer.rng = rng
     empty = int(np.sum(~terminated & (lengths == 1)))
     buffer.conversion_info = {
         "episodes": int(len(starts)),
@@ -257,6 +265,27 @@ def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True):
             "transition and are not trained on", stacklevel=2,
         )
     return buffer
+
+
+_SEEDED_BUFFER = None
+
+
+def _seeded_replay_buffer_class():
+    """d3rlpy's ``ReplayBuffer`` drawing its transition indices from ``self.rng`` (a ``RandomState``)
+    instead of NumPy's global RNG; same draws for the same state, nothing else changed."""
+    global _SEEDED_BUFFER
+    if _SEEDED_BUFFER is None:
+
+        class SeededReplayBuffer(_d3rlpy().dataset.ReplayBuffer):
+            rng: np.random.RandomState
+
+            def sample_transition(self):
+                # ReplayBuffer.sample_transition with self.rng for np.random (same attributes, same cost)
+                episode, index = self._buffer[self.rng.randint(self._buffer.transition_count)]
+                return self._transition_picker(episode, index)
+
+        _SEEDED_BUFFER = SeededReplayBuffer
+    return _SEEDED_BUFFER
 
 
 # --- configs -----------------------------------------------------------------------------------
@@ -281,6 +310,9 @@ class D3rlpyConfig(AlgoConfig):
             ``"clip"`` (``ClipRewardScaler(-1, 1)``, d3rlpy's Atari reproductions).
         reward_multiplier: the ``multiplier`` of the return-based scaler (CORL: 1000 = episode length).
         adam_eps: epsilon of every Adam optimizer (d3rlpy's Atari reproductions: 1e-2 / 32).
+
+    >>> D3rlpyConfig(hidden_units=(64, 64)).batch_size is None  # None: d3rlpy's default
+    True
     """
 
     batch_size: int | None = None  # type: ignore[assignment]
@@ -315,6 +347,9 @@ class CQLConfig(D3rlpyConfig):
         target_update_interval: discrete only: steps between hard target updates.
         q_function: discrete only: ``"mean"`` or ``"qr"`` (quantile regression, d3rlpy's Atari setting).
         n_quantiles: quantiles of the ``"qr"`` Q-function.
+
+    >>> from offline_zoo import CQL
+    >>> CQL("hopper-medium", conservative_weight=5.0)  # doctest: +SKIP
     """
 
     actor_learning_rate: float | None = None
@@ -343,6 +378,9 @@ class IQLConfig(D3rlpyConfig):
         actor_learning_rate, critic_learning_rate: learning rates (the critic's also trains V).
         actor_cosine_lr: cosine-anneal the actor learning rate to 0 over ``n_steps`` (IQL, CORL).
         expectile, weight_temp, max_weight, tau, n_critics: as in d3rlpy (CORL: iql_tau, beta, 100).
+
+    >>> IQLConfig(expectile=0.9).actor_cosine_lr
+    False
     """
 
     actor_learning_rate: float | None = None
@@ -357,7 +395,11 @@ class IQLConfig(D3rlpyConfig):
 
 @dataclass
 class TD3PlusBCConfig(D3rlpyConfig):
-    """TD3+BC (d3rlpy ``TD3PlusBC``; continuous actions only); fields as in d3rlpy."""
+    """TD3+BC (d3rlpy ``TD3PlusBC``; continuous actions only); fields as in d3rlpy.
+
+    >>> TD3PlusBCConfig(alpha=2.5).alpha
+    2.5
+    """
 
     actor_learning_rate: float | None = None
     critic_learning_rate: float | None = None
@@ -380,6 +422,9 @@ class BCQConfig(D3rlpyConfig):
         action_flexibility: continuous: perturbation range; discrete: imitator probability threshold.
         beta: continuous: VAE KL weight; discrete: imitator logit regularization weight.
         n_critics, target_update_interval (discrete), q_function, n_quantiles (discrete): as in CQL.
+
+    >>> BCQConfig(action_flexibility=0.3, beta=0.01).beta
+    0.01
     """
 
     actor_learning_rate: float | None = None
@@ -401,7 +446,11 @@ class BCQConfig(D3rlpyConfig):
 
 @dataclass
 class NFQConfig(D3rlpyConfig):
-    """NFQ (d3rlpy ``NFQ``; discrete actions only): ``learning_rate``, ``n_critics``, ``q_function``."""
+    """NFQ (d3rlpy ``NFQ``; discrete actions only): ``learning_rate``, ``n_critics``, ``q_function``.
+
+    >>> NFQConfig(learning_rate=5e-5).q_function is None  # d3rlpy's mean Q-function
+    True
+    """
 
     learning_rate: float | None = None
     n_critics: int | None = None
@@ -417,6 +466,9 @@ class BCConfig(D3rlpyConfig):
         learning_rate: policy learning rate.
         policy_type: continuous only: ``"deterministic"`` (MSE, CORL) or ``"stochastic"``.
         beta: discrete only: logit regularization weight.
+
+    >>> BCConfig(policy_type="deterministic").learning_rate is None
+    True
     """
 
     learning_rate: float | None = None
@@ -453,10 +505,10 @@ class D3rlpyAlgo(OfflineAlgo):
         self._d3 = self._make_d3rlpy_config().create(device=_d3rlpy_device(self.device))
         self._d3.create_impl(tuple(self.spec.observation_shape), int(self.spec.action_dim))
         self._refresh_model()
-        # private random streams (see the module docstring): NumPy's legacy global RNG for d3rlpy's
-        # batch sampling, torch's for d3rlpy's updates
-        self._np_state = np.random.RandomState(self.seed).get_state()
-        self._torch_state = _get_torch_rng(self.device)
+        # batch sampling: draws as d3rlpy's from NumPy's global RNG after np.random.seed(seed), but
+        # from this algorithm's own RandomState (torch: the base class runs _build and learn on this
+        # algorithm's own stream)
+        self._sampling_rng = np.random.RandomState(self.seed)
         self._buffer = None
         self._buffer_dataset: Dataset | None = None
         self.data_conversion: dict[str, int] | None = None
@@ -472,6 +524,8 @@ class D3rlpyAlgo(OfflineAlgo):
             raise ConfigError("hidden_units applies to vector observations; image observations use the Nature CNN (set cnn_feature_size)")
         if image and cfg.normalize_states:
             raise ConfigError("normalize_states applies to vector observations; image observations are always divided by 255")
+        if image and getattr(cfg, "imitator_hidden_units", None) is not None:
+            raise ConfigError("imitator_hidden_units applies to continuous BCQ's VAE; DiscreteBCQ's imitator shares the Nature CNN")
         if not image and cfg.cnn_feature_size is not None:
             raise ConfigError("cnn_feature_size applies to image observations; vector observations use hidden_units")
         for name in ("hidden_units", "imitator_hidden_units"):
@@ -571,7 +625,7 @@ class D3rlpyAlgo(OfflineAlgo):
                     f"{'discrete' if self.dataset.discrete else 'continuous'} actions, but this {type(self).__name__} was built "
                     f"for {tuple(self.spec.observation_shape)} and {self.spec.action_space} actions"
                 )
-            self._buffer = to_d3rlpy_buffer(self.dataset)
+            self._buffer = to_d3rlpy_buffer(self.dataset, rng=self._sampling_rng)
             self._buffer_dataset = self.dataset
             self.data_conversion = dict(self._buffer.conversion_info)
         if not self._scalers_built():
@@ -579,6 +633,13 @@ class D3rlpyAlgo(OfflineAlgo):
             from d3rlpy.algos.utility import build_scalers_with_transition_picker
 
             build_scalers_with_transition_picker(self._d3, self._buffer)
+            scaler = self._d3.config.reward_scaler
+            if self.config.reward_scaler == "return" and scaler.return_max == scaler.return_min:
+                self._d3.config.reward_scaler = type(scaler)(multiplier=scaler.multiplier)  # unfitted again
+                raise DatasetError(
+                    f"reward_scaler='return' divides rewards by the spread of episode returns, but all "
+                    f"{len(self._buffer.episodes)} episode(s) return {scaler.return_max:g}: use reward_scaler='none' or more episodes"
+                )
 
     def _scalers_built(self) -> bool:
         c = self._d3.config
@@ -586,28 +647,10 @@ class D3rlpyAlgo(OfflineAlgo):
 
     # -- training ------------------------------------------------------------------------------
     def _train_step(self) -> dict[str, Any]:
-        outer = np.random.get_state()
-        np.random.set_state(self._np_state)
-        try:
-            batch = self._buffer.sample_transition_batch(self._d3.config.batch_size)
-        finally:
-            self._np_state = np.random.get_state()
-            np.random.set_state(outer)
-        with self._private_torch_rng():
-            metrics = self._d3.update(batch)
+        metrics = self._d3.update(self._buffer.sample_transition_batch(self._d3.config.batch_size))
         if "loss" not in metrics and self.main_metric in metrics:
             metrics = {"loss": metrics[self.main_metric], **metrics}
         return metrics
-
-    @contextlib.contextmanager
-    def _private_torch_rng(self):
-        outer = _get_torch_rng(self.device)
-        _set_torch_rng(self.device, self._torch_state)
-        try:
-            yield
-        finally:
-            self._torch_state = _get_torch_rng(self.device)
-            _set_torch_rng(self.device, outer)
 
     # -- inference -----------------------------------------------------------------------------
     def _predict(self, observations: np.ndarray, state) -> np.ndarray:
@@ -625,24 +668,17 @@ class D3rlpyAlgo(OfflineAlgo):
 
     # -- persistence ---------------------------------------------------------------------------
     def _state_dict(self) -> dict[str, Any]:
-        name, keys, pos, has_gauss, cached = self._np_state
+        name, keys, pos, has_gauss, cached = self._sampling_rng.get_state()
         return {
             "grad_step": int(self._d3.grad_step),
             "sampling_rng": {"name": str(name), "keys": torch.from_numpy(np.asarray(keys, dtype=np.int64)), "pos": int(pos),
                              "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
-            "torch_rng": self._torch_state,
         }
 
     def _load_state_dict(self, state: dict[str, Any]) -> None:
         self._d3.set_grad_step(int(state["grad_step"]))
         s = state["sampling_rng"]
-        self._np_state = (s["name"], s["keys"].numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"])
-        saved = {k: v.cpu() for k, v in state["torch_rng"].items()}  # base.load maps tensors to the device
-        if self.device.type == "cuda" and "cuda" not in saved:  # saved on CPU, loaded on a GPU
-            saved["cuda"] = self._torch_state["cuda"]
-        if self.device.type != "cuda":  # saved on a GPU, loaded on the CPU
-            saved.pop("cuda", None)
-        self._torch_state = saved
+        self._sampling_rng.set_state((s["name"], s["keys"].cpu().numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"]))
 
     def _extra_files(self) -> dict[str, bytes]:
         with tempfile.TemporaryDirectory() as tmp:  # d3rlpy's save insists on a path
@@ -659,7 +695,9 @@ class D3rlpyAlgo(OfflineAlgo):
             path = os.path.join(tmp, "model.d3")
             with open(path, "wb") as f:
                 f.write(data)
-            algo = _d3rlpy().load_learnable(path, device=_d3rlpy_device(self.device))
+            devices = [self.device.index or 0] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):  # its throw-away initialization must not move the global RNG
+                algo = _d3rlpy().load_learnable(path, device=_d3rlpy_device(self.device))
         expected = self.d3rlpy_config_class.__name__[:-6]
         if type(algo).__name__ != expected:
             raise ValueError(f"the saved d3rlpy model is a {type(algo).__name__}, expected a {expected}")
@@ -669,19 +707,6 @@ class D3rlpyAlgo(OfflineAlgo):
 
 def _d3rlpy_device(device: torch.device) -> str:
     return f"cuda:{device.index or 0}" if device.type == "cuda" else "cpu:0"
-
-
-def _get_torch_rng(device: torch.device) -> dict[str, torch.Tensor]:
-    out = {"cpu": torch.get_rng_state()}
-    if device.type == "cuda":
-        out["cuda"] = torch.cuda.get_rng_state(device)
-    return out
-
-
-def _set_torch_rng(device: torch.device, state: dict[str, torch.Tensor]) -> None:
-    torch.set_rng_state(state["cpu"])
-    if device.type == "cuda" and "cuda" in state:
-        torch.cuda.set_rng_state(state["cuda"], device)
 
 
 # --- the six baselines -------------------------------------------------------------------------
