@@ -115,3 +115,15 @@ def test_save_is_atomic_and_load_checks_class(tmp_path):
         meta_algo.learn(1)
     with pytest.raises(FileNotFoundError):
         OfflineAlgo.load(tmp_path / "missing.zip")
+
+
+def test_checkpoint_inside_learn_continues_exactly(tmp_path):
+    from offline_zoo.algos.dt import DT
+
+    ds = tiny_dataset()
+    a = DT(ds, hidden_size=8, n_layer=1, context_len=3, batch_size=4)
+    a.learn(4, callback=CheckpointCallback(2, tmp_path), progress_bar=False)
+    b = DT.load(tmp_path / "checkpoint_2.zip", dataset=ds)
+    b.learn(2, progress_bar=False)
+    obs = ds.observations[:3]
+    np.testing.assert_allclose(b.predict(obs, state=b.new_rollout_state(3))[0], a.predict(obs, state=a.new_rollout_state(3))[0], atol=1e-6)

@@ -454,3 +454,15 @@ def test_embedded_lm_loads_offline_with_documented_shape(offline):
     assert info["evaluation"]["perplexity_after"] < info["evaluation"]["perplexity_before"] / 10
     size = sum(p.stat().st_size for p in Path(EMBEDDED_LM).iterdir())
     assert size < 6.5e6, f"embedded LM is {size / 1e6:.1f} MB"
+
+
+def test_zoo_lm_pretrain_command_saves_a_loadable_lm(tmp_path):
+    from offline_zoo.cli import lm_main
+    from offline_zoo.lm import load_language_model
+
+    corpus = tmp_path / "c.txt"
+    corpus.write_text(" ".join(f"word{i % 50}" for i in range(3000)))
+    out = tmp_path / "lm"
+    assert lm_main(["pretrain", str(corpus), str(out), "--layers", "1", "--dim", "8", "--heads", "1", "--steps", "3",
+                    "--block-size", "16", "--batch-size", "2", "--tokenizer", "embedded"]) == 0
+    assert load_language_model(str(out)).config.n_embd == 8

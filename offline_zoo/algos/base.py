@@ -168,9 +168,11 @@ class OfflineAlgo:
                 torch.set_rng_state(self._torch_rng)
                 if cuda and self._cuda_rng is not None:
                     torch.cuda.set_rng_state(self._cuda_rng, cuda[0])
+            self._rng_live = True  # a save() inside this block (checkpoint callback) reads the live state
             try:
                 yield
             finally:
+                self._rng_live = False
                 self._torch_rng = torch.get_rng_state()
                 self._cuda_rng = torch.cuda.get_rng_state(cuda[0]) if cuda else None
 
@@ -354,7 +356,11 @@ class OfflineAlgo:
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
         buf = io.BytesIO()
-        torch.save({"state": self._state_dict(), "torch_rng": self._torch_rng, "cuda_rng": self._cuda_rng}, buf)
+        torch_rng, cuda_rng = self._torch_rng, self._cuda_rng
+        if getattr(self, "_rng_live", False):
+            torch_rng = torch.get_rng_state()
+            cuda_rng = torch.cuda.get_rng_state(self.device.index or 0) if self.device.type == "cuda" else None
+        torch.save({"state": self._state_dict(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}, buf)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:

@@ -266,21 +266,12 @@ def generated_dir() -> Path:
 
 
 def load_generated(task: Task, root: str | os.PathLike | None = None) -> Dataset:
-    """Load a dataset generated locally (Minari format) for this task."""
-    import minari  # noqa: F401  (the format's reader)
-    from minari.storage import get_dataset_path  # noqa: F401
+    """Load a dataset generated locally by ``zoo-data generate`` (Minari format) for this task.
 
-    dataset_id = f"offline-zoo/{task.sources['generated']}-v0"
-    root = Path(root) if root is not None else generated_dir()
-    path = root / dataset_id
-    if not path.exists():
-        raise DataUnavailableError(
-            f"no generated dataset for {task.name!r} in {root}: create it with `zoo-data generate {task.name}`"
-        )
-    return dataset_from_minari(_open_minari_dir(path), task=task, source="generated")
+    ``dataset.metadata["generation"]`` records the behaviour policy, its score and the seed.
+    """
+    from .generation import generation_metadata, open_generated
 
-
-def _open_minari_dir(path: Path):
-    from minari.dataset.minari_dataset import MinariDataset
-
-    return MinariDataset(path / "data")
+    ds = dataset_from_minari(open_generated(task, root), task=task, source="generated")
+    ds.metadata["generation"] = generation_metadata(task, root)
+    return ds

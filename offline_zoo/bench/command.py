@@ -1,0 +1,257 @@
+"""The ``zoo-bench`` command line (``offline_zoo.cli.bench_main`` calls :func:`main`).
+
+::
+
+    zoo-bench --suite NAME [--out DIR] [--resume] [--workers N] [--executor local|ray]
+              [--algos A ...] [--tasks T ...] [--seeds S ...] [--ratios R ...] [--source SRC]
+              [--steps N | --scale F] [--device DEV] [--dry-run] [--no-progress]
+    zoo-bench report DIR [DIR ...] [--markdown FILE] [--csv FILE] [--plots DIR] [--reference FILE]
+    zoo-bench list
+
+Exit status: 0 all runs finished, 1 some runs failed, 2 bad input, 130 interrupted (resume with
+``--resume``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Sequence
+
+__all__ = ["main", "run_parser", "report_parser"]
+
+EPILOG = """\
+examples:
+  zoo-bench --suite smoke --workers 2                      # the offline smoke suite, a few minutes
+  zoo-bench --suite sparse --dry-run                       # list Table 1's 189 runs
+  zoo-bench --suite mujoco --scale 0.01 --workers 8        # Table 3 at 1% of the budget
+  zoo-bench --suite sparse --resume --out runs/sparse      # continue a killed suite
+  zoo-bench --suite atari --executor ray --ray-address auto
+  zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
+"""
+
+
+def run_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoo-bench",
+        description="Run a benchmark suite (a table of the LaMo paper) with the paper's protocol; resumable and parallel. "
+        "Subcommands: 'zoo-bench report DIR' renders results, 'zoo-bench list' lists suites.",
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--suite", default="smoke", metavar="NAME", help="suite name (benchmarks/suites/NAME.yaml) or a YAML path; default: smoke")
+    p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<suite>)")
+    p.add_argument("--resume", action="store_true", help="continue the suite in --out: finished runs are kept, the others run (from their last checkpoint)")
+    p.add_argument("--workers", type=int, default=1, metavar="N", help="runs in parallel on this machine, one process each (0: in this process); default 1")
+    p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes (default) or Ray tasks")
+    p.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to use (default: $RAY_ADDRESS, else a local Ray instance)")
+    p.add_argument("--cpus-per-run", type=float, default=None, metavar="N", help="Ray: CPUs per run (default 1)")
+    p.add_argument("--gpus-per-run", type=float, default=None, metavar="N", help="Ray: GPUs per run (default: 1 when the cluster has GPUs)")
+    p.add_argument("--algos", nargs="+", default=None, metavar="ALGO", help="only these algorithms (labels or names: lamo dt td3+bc ...)")
+    p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="only these tasks (names, domains like hopper, or families like mujoco)")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED", help="seeds to run (default: the suite's, 0 1 2)")
+    p.add_argument("--ratios", nargs="+", type=float, default=None, metavar="RATIO", help="only rows with these sample ratios")
+    p.add_argument("--source", default=None, metavar="SRC", help="dataset source of every run: minari, d4rl, d4rl-atari, generated (default: the suite's / the task's)")
+    budget = p.add_mutually_exclusive_group()
+    budget.add_argument("--steps", type=int, default=None, metavar="N", help="train every run N steps (evaluation interval and window scale along)")
+    budget.add_argument("--scale", type=float, default=None, metavar="F", help="multiply steps, evaluation interval and window by F (e.g. 0.01)")
+    p.add_argument("--device", default="auto", help="auto (default: GPU when present), cpu, cuda")
+    p.add_argument("--dry-run", action="store_true", help="list the runs (and which are finished) without running anything")
+    p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live view")
+    p.add_argument("--delete-checkpoints", action="store_true", help="delete each run's checkpoint.zip once it is finished (saves disk)")
+    p.add_argument("--no-report", action="store_true", help="do not print the table at the end")
+    p.add_argument("--list", action="store_true", help="list the available suites and exit")
+    return p
+
+
+def report_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="zoo-bench report",
+        description="Render the results of zoo-bench output directories: the table beside the paper's values (terminal), "
+        "Markdown, CSV and plots.",
+    )
+    p.add_argument("dirs", nargs="+", metavar="DIR", help="output directories of zoo-bench runs")
+    p.add_argument("--markdown", default=None, metavar="FILE", help="write a Markdown document (e.g. benchmarks/README.md)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write every cell in long CSV format")
+    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG figures: score vs sample ratio, learning curves per task, per-target curves")
+    p.add_argument("--reference", default=None, metavar="FILE", help="published values (default: benchmarks/paper_results.yaml)")
+    p.add_argument("--no-reference", action="store_true", help="do not show the paper's values")
+    p.add_argument("--target-selection", choices=("cell", "run"), default=None, help="best RTG target per cell (default) or per run")
+    p.add_argument("--quiet", action="store_true", help="no terminal table")
+    return p
+
+
+def _err(msg: str) -> int:
+    print(f"zoo-bench: error: {msg}", file=sys.stderr)
+    return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``zoo-bench``; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    from .suites import SuiteError
+
+    try:
+        if argv and argv[0] == "report":
+            return _report(report_parser().parse_args(argv[1:]), argv)
+        if argv and argv[0] == "list":
+            return _list()
+        if argv and argv[0] == "run":
+            argv = argv[1:]
+        args = run_parser().parse_args(argv)
+        if args.list:
+            return _list()
+        return _run(args, argv)
+    except SuiteError as e:
+        return _err(str(e))
+    except KeyboardInterrupt:
+        print("zoo-bench: interrupted", file=sys.stderr)
+        return 130
+
+
+def _list() -> int:
+    import yaml
+
+    from .suites import list_suites
+
+    suites = list_suites()
+    if not suites:
+        print("no suites found (set $OFFLINE_ZOO_SUITES to a directory of suite YAML files)")
+        return 0
+    width = max(map(len, suites))
+    for name, path in suites.items():
+        try:
+            title = (yaml.safe_load(path.read_text()) or {}).get("title", "")
+        except Exception:  # noqa: BLE001
+            title = "(unreadable)"
+        print(f"{name:<{width}}  {title}  [{path}]")
+    return 0
+
+
+def _run(args, argv: Sequence[str]) -> int:
+    from .suites import SuiteError, load_suite
+
+    if args.workers < 0:
+        return _err(f"--workers {args.workers}: must be >= 0")
+    if args.executor == "ray" and args.workers not in (1,):
+        print("zoo-bench: note: --workers is ignored with --executor ray (Ray schedules the runs on the cluster's resources)", file=sys.stderr)
+    suite = load_suite(args.suite)
+    out = Path(args.out) if args.out else Path("runs") / suite.name
+    if args.dry_run:
+        return _dry_run(suite, out, args)
+    from .executors import make_executor
+    from .report import build_report
+    from .runner import run_suite
+
+    try:
+        executor = make_executor(
+            args.executor, workers=args.workers, device=args.device, keep_checkpoints=not args.delete_checkpoints,
+            ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+        )
+    except (RuntimeError, ValueError) as e:
+        return _err(str(e))
+    res = run_suite(
+        suite, out, resume=args.resume, executor=executor, algos=args.algos, tasks=args.tasks, seeds=args.seeds,
+        ratios=args.ratios, source=args.source, scale=args.scale, steps=args.steps,
+        progress=False if args.no_progress else None, argv=["zoo-bench", *argv],
+    )
+    n_done = len(res.finished)
+    if res.interrupted:
+        print(f"zoo-bench: interrupted; {n_done} of {len(res.planned)} runs finished. Continue with: zoo-bench {' '.join(_resume_argv(argv, out))}", file=sys.stderr)
+        return 130
+    if not args.no_report and n_done:
+        try:
+            from rich.console import Console
+
+            Console(width=None if sys.stdout.isatty() else 200).print(build_report(out).rich_table())
+        except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
+            print(f"zoo-bench: could not render the report: {e}", file=sys.stderr)
+    failed = res.failed
+    print(f"zoo-bench: {n_done} of {len(res.planned)} runs finished in {out}" + (f"; {len(failed)} failed (details in {out}/runs/*/run.json)" if failed else ""))
+    for rid in failed[:20]:
+        print(f"  failed {rid}: {res.outcomes[rid].get('error', '')}", file=sys.stderr)
+    return 1 if failed else 0
+
+
+def _resume_argv(argv: Sequence[str], out: Path) -> list[str]:
+    args = [a for a in argv if a != "--resume"]
+    if "--out" not in args:
+        args += ["--out", str(out)]
+    return args + ["--resume"]
+
+
+def _dry_run(suite, out: Path, args) -> int:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .runner import check_algos, plan_runs
+    from .store import scan_runs
+
+    specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios)
+    check_algos(specs)
+    records = scan_runs(out)
+    t = Table(title=f"suite {suite.name}: {suite.title}", show_lines=False)
+    for col in ("#", "task", "ratio", "algo", "seed", "steps", "eval every", "window", "source", "config", "status"):
+        t.add_column(col, justify="right" if col in ("#", "ratio", "seed", "steps", "eval every", "window") else "left")
+    n_done = 0
+    for i, s in enumerate(specs, 1):
+        rec = records.get(s.run_id)
+        status = "finished" if rec and rec.finished else (rec.status if rec else "new")
+        n_done += status == "finished"
+        cfg = ", ".join(f"{k}={v}" for k, v in s.config.items())
+        t.add_row(str(i), s.task, f"{s.ratio:g}", s.label, str(s.seed), str(s.protocol.steps), str(s.protocol.eval_every), str(s.protocol.last_steps), s.source, cfg, status)
+    console = Console()
+    console.print(t)
+    rows = len({(s.task, s.ratio) for s in specs})
+    algos = len({s.label for s in specs})
+    seeds = len({s.seed for s in specs})
+    console.print(f"{len(specs)} runs ({rows} task/ratio rows x {algos} algorithms x {seeds} seeds; rows may restrict algorithms); "
+                  f"{n_done} already finished in {out}", highlight=False)
+    return 0
+
+
+def _report(args, argv: Sequence[str]) -> int:
+    from .report import build_report, render_document
+    from .store import atomic_write_text
+
+    reports = [
+        build_report(d, reference=args.reference, target_selection=args.target_selection, use_reference=not args.no_reference)
+        for d in args.dirs
+    ]
+    if not args.quiet:
+        from rich.console import Console
+
+        console = Console(width=None if sys.stdout.isatty() else 200)
+        for r in reports:
+            console.print(r.rich_table())
+    images: list[list[str]] = [[] for _ in reports]
+    if args.plots:
+        try:
+            from .plots import plot_report
+        except ImportError as e:
+            return _err(f"--plots needs matplotlib: pip install matplotlib (or 'offline-zoo[bench]'): {e}")
+        for i, r in enumerate(reports):
+            target = Path(args.plots) / (r.suite.get("name", "suite") if len(reports) > 1 else "")
+            for f in plot_report(r, target):
+                print(f"wrote {f}")
+                images[i].append(_rel(f, args.markdown))
+    if args.markdown:
+        atomic_write_text(args.markdown, render_document(reports, command=["zoo-bench", *argv], images=images))
+        print(f"wrote {args.markdown}")
+    if args.csv:
+        text = reports[0].csv() + "".join(r.csv().split("\n", 1)[1] for r in reports[1:])
+        atomic_write_text(args.csv, text)
+        print(f"wrote {args.csv}")
+    return 0
+
+
+def _rel(path, markdown: str | None) -> str:
+    """``path`` relative to the Markdown file's directory (for image links)."""
+    if not markdown:
+        return str(path)
+    try:
+        return os.path.relpath(Path(path).resolve(), Path(markdown).resolve().parent)
+    except ValueError:
+        return str(Path(path).resolve())

@@ -1,0 +1,443 @@
+"""Executors: where the runs of a suite execute. Every run gets its own process.
+
+* :class:`LocalExecutor` (``--workers N``): up to N runs at once on this machine, each in a fresh
+  process started with ``multiprocessing``'s *spawn* method, so a run that crashes (even a segfault
+  or an out-of-memory kill) takes down that run only. Each worker gets ``cores // N`` torch threads
+  and, when GPUs exist, one GPU (round robin over ``CUDA_VISIBLE_DEVICES``). Workers die with the
+  suite process (``PR_SET_PDEATHSIG`` on Linux, plus a watchdog), so a killed suite leaves nothing
+  running behind it.
+* :class:`RayExecutor` (``--executor ray``): the same runs as Ray tasks on a Ray cluster (an existing
+  cluster via ``--ray-address`` / ``$RAY_ADDRESS``, or a local Ray instance), one CPU bundle per run
+  and one GPU per run when the cluster has GPUs. When the output directory is on storage the workers
+  share, runs write to it directly (and resume from checkpoints); otherwise a run writes to a
+  temporary directory on its node and the driver stores the files it returns.
+* :class:`InlineExecutor` (``--workers 0``): one run after the other in this process (debugging).
+
+All of them call :func:`offline_zoo.bench.runner.execute_run` and report progress events
+(``start`` / ``progress`` / ``end`` dicts) to a callback.
+
+    >>> from offline_zoo.bench.executors import LocalExecutor
+    >>> LocalExecutor(workers=2).describe()["workers"]
+    2
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from .store import BENCH_FILE, RESULT_FILE, RUN_FILE, atomic_write_bytes, read_json, runs_dir
+from .suites import RunSpec
+
+__all__ = ["LocalExecutor", "RayExecutor", "InlineExecutor", "available_cpus", "local_gpus", "make_executor"]
+
+Event = Callable[[dict], None]
+
+
+def available_cpus() -> int:
+    """CPU cores this process may use (its affinity mask)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover
+        return max(1, os.cpu_count() or 1)
+
+
+def local_gpus() -> list[str]:
+    """GPU ids visible here, without importing torch: ``$CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L``."""
+    env = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if env is not None:
+        return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        try:
+            return [str(i) for i in range(torch.cuda.device_count())]
+        except Exception:
+            return []
+    smi = shutil.which("nvidia-smi")
+    if not smi:
+        return []
+    try:
+        r = subprocess.run([smi, "-L"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(l for l in r.stdout.splitlines() if l.startswith("GPU "))]
+
+
+def _outcome_from_disk(out: Path, spec: RunSpec, exitcode: int | None = None) -> dict[str, Any]:
+    """The truth about a run after its process ended: finished iff ``result.json`` exists."""
+    run_dir = runs_dir(out) / spec.dirname
+    result = read_json(run_dir / RESULT_FILE)
+    if result is not None:
+        return {"status": "finished", "run_id": spec.run_id, "score": result.get("score")}
+    run = read_json(run_dir / RUN_FILE, {}) or {}
+    error = run.get("error") if run.get("status") in ("failed", "interrupted") else None
+    if error is None:
+        if exitcode is not None and exitcode < 0:
+            error = f"the run's process was killed by signal {signal.Signals(-exitcode).name}" if -exitcode in signal.Signals._value2member_map_ else f"the run's process died (exit code {exitcode})"
+        else:
+            error = f"the run's process exited (code {exitcode}) without a result"
+    return {"status": run.get("status") if run.get("status") == "interrupted" else "failed", "run_id": spec.run_id, "error": error}
+
+
+@contextlib.contextmanager
+def _redirect_output(path: Path):
+    """Send this process's stdout / stderr (file descriptors 1 and 2) to ``path`` for the block."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = [os.dup(1), os.dup(2)]
+    with open(path, "ab", buffering=0) as f:
+        os.dup2(f.fileno(), 1)
+        os.dup2(f.fileno(), 2)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(Exception):
+                sys.stdout.flush()
+                sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            for fd in saved:
+                os.close(fd)
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make this worker exit when the suite process dies, however it dies."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+    def watch():
+        while True:
+            time.sleep(1.0)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="zoo-bench-parent-watch").start()
+
+
+def _raise_interrupt(signum, frame):
+    """First SIGINT / SIGTERM: stop the run (it records "interrupted"); later ones are ignored so
+    that the record is written."""
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+def _local_worker(spec_dict: dict, out: str, conn, threads: int | None, gpu: str | None, parent_pid: int, device: str, keep_checkpoint: bool) -> None:
+    """Entry point of a local worker process (spawned): one run, then exit.
+
+    Progress events go through ``conn``, this worker's own pipe (a worker killed mid-message
+    cannot block the others).
+    """
+    _die_with_parent(parent_pid)
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)
+    if gpu is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = str(gpu)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+            os.environ[var] = str(threads)
+    spec = RunSpec.from_dict(spec_dict)
+
+    def emit(ev: dict) -> None:
+        if ev.get("type") != "end":
+            with contextlib.suppress(Exception):
+                conn.send(ev)
+
+    from .runner import execute_run
+
+    with _redirect_output(runs_dir(out) / spec.dirname / "worker.log"):
+        try:
+            execute_run(spec, out, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+        except KeyboardInterrupt:
+            os._exit(130)
+    with contextlib.suppress(Exception):
+        conn.close()
+
+
+class LocalExecutor:
+    """Up to ``workers`` runs in parallel, each in its own spawned process (see the module docstring).
+
+    Args:
+        workers: parallel runs.
+        device: ``"auto"`` (a GPU when the worker has one), ``"cpu"``, ``"cuda"``.
+        threads: torch threads per run (default: cores // workers, at least 1).
+        keep_checkpoints: keep each finished run's ``checkpoint.zip``.
+        gpus: GPU ids to spread the workers over (default: every visible GPU; none with device="cpu").
+    """
+
+    def __init__(self, workers: int = 1, device: str = "auto", threads: int | None = None, keep_checkpoints: bool = True, gpus: Sequence[str] | None = None):
+        if int(workers) < 1:
+            raise ValueError(f"workers={workers!r} must be >= 1 (use InlineExecutor to run in this process)")
+        self.workers = int(workers)
+        self.device = device
+        self.threads = int(threads) if threads else max(1, available_cpus() // self.workers)
+        self.keep_checkpoints = keep_checkpoints
+        self.gpus = list(gpus) if gpus is not None else ([] if device == "cpu" else None)
+        self.outcomes: dict[str, dict] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "local", "workers": self.workers, "threads_per_run": self.threads, "device": self.device, "gpus": self.gpus}
+
+    def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
+        """Run every spec; returns ``{run_id: outcome}`` (``status``: finished / failed)."""
+        import multiprocessing as mp
+        from multiprocessing.connection import wait as wait_conns
+
+        out = Path(out).resolve()
+        emit = on_event or (lambda ev: None)
+        gpus = self.gpus if self.gpus is not None else local_gpus()
+        ctx = mp.get_context("spawn")
+        pending = deque(specs)
+        running: dict[str, tuple[Any, int, RunSpec, Any]] = {}
+        free = list(range(self.workers))
+        self.outcomes = {}
+
+        def drain(timeout: float) -> None:
+            conns = {c: rid for rid, (_, _, _, c) in running.items() if not c.closed}
+            if not conns:
+                time.sleep(timeout)
+                return
+            for c in wait_conns(list(conns), timeout=timeout):
+                try:
+                    while c.poll():
+                        emit(c.recv())
+                except (EOFError, OSError):
+                    c.close()
+                except Exception:  # a message cut short by a killed worker
+                    c.close()
+
+        try:
+            while pending or running:
+                while pending and free:
+                    spec = pending.popleft()
+                    slot = free.pop(0)
+                    gpu = gpus[slot % len(gpus)] if gpus else None
+                    recv_end, send_end = ctx.Pipe(duplex=False)
+                    p = ctx.Process(
+                        target=_local_worker,
+                        args=(spec.to_dict(), str(out), send_end, self.threads, gpu, os.getpid(), self.device, self.keep_checkpoints),
+                        name=f"zoo-bench:{spec.run_id}",
+                    )
+                    p.start()
+                    send_end.close()  # the child holds the only writer: EOF when it exits
+                    running[spec.run_id] = (p, slot, spec, recv_end)
+                    emit({"type": "start", "run_id": spec.run_id, "name": spec.name, "total": spec.protocol.steps})
+                drain(0.2)
+                for rid, (p, slot, spec, conn) in list(running.items()):
+                    if p.is_alive():
+                        continue
+                    p.join()
+                    with contextlib.suppress(Exception):
+                        conn.close()
+                    outcome = _outcome_from_disk(out, spec, p.exitcode)
+                    self.outcomes[rid] = outcome
+                    del running[rid]
+                    free.append(slot)
+                    emit({"type": "end", "name": spec.name, **outcome})
+        except KeyboardInterrupt:
+            self._stop(running)
+            raise
+        return self.outcomes
+
+    def _stop(self, running: dict) -> None:
+        """Ctrl-C: the workers got the SIGINT too (same process group); give them a moment to record
+        "interrupted", then terminate (SIGTERM), then kill what is left."""
+        procs = [p for p, _, _, _ in running.values()]
+        deadline = time.monotonic() + 3
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+        for p in procs:
+            with contextlib.suppress(Exception):
+                p.terminate()
+        deadline = time.monotonic() + 10
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join()
+
+
+class InlineExecutor:
+    """Runs one after the other in this process (``--workers 0``): for debugging and notebooks."""
+
+    def __init__(self, device: str = "auto", keep_checkpoints: bool = True, threads: int | None = None):
+        self.device = device
+        self.keep_checkpoints = keep_checkpoints
+        self.threads = threads
+        self.outcomes: dict[str, dict] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "inline", "device": self.device}
+
+    def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
+        from .runner import execute_run
+
+        emit = on_event or (lambda ev: None)
+        self.outcomes = {}
+        for spec in specs:
+            self.outcomes[spec.run_id] = execute_run(spec, out, emit, device=self.device, threads=self.threads, keep_checkpoint=self.keep_checkpoints)
+        return self.outcomes
+
+
+# -- Ray -------------------------------------------------------------------------------------------
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise RuntimeError(
+            "--executor ray needs Ray: pip install 'ray[default]' (or pip install 'offline-zoo[bench]')"
+        ) from None
+    return ray
+
+
+def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_checkpoint: bool, threads: int) -> dict:
+    """One run inside a Ray worker (see :class:`RayExecutor`)."""
+    from .runner import execute_run
+
+    spec = RunSpec.from_dict(spec_dict)
+
+    def emit(ev: dict) -> None:
+        if progress_actor is not None and ev.get("type") != "end":
+            with contextlib.suppress(Exception):
+                progress_actor.push.remote(ev)
+
+    out_p = Path(out)
+    if (out_p / BENCH_FILE).is_file():  # the output directory is shared with the driver
+        with _redirect_output(runs_dir(out_p) / spec.dirname / "worker.log"):
+            return execute_run(spec, out_p, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+    tmp = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
+    try:
+        with _redirect_output(runs_dir(tmp) / spec.dirname / "worker.log"):
+            outcome = execute_run(spec, tmp, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+        run_dir = runs_dir(tmp) / spec.dirname
+        outcome["files"] = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file() and not f.name.startswith(".")}
+        return outcome
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _store_returned_files(out: Path, spec: RunSpec, files: dict[str, bytes]) -> None:
+    """Write the files a remote run returned; ``result.json`` last (it marks the run finished)."""
+    run_dir = runs_dir(out) / spec.dirname
+    for name in sorted(files, key=lambda n: n == RESULT_FILE):
+        atomic_write_bytes(run_dir / name, files[name])
+
+
+class RayExecutor:
+    """Runs as Ray tasks (see the module docstring).
+
+    Args:
+        address: Ray cluster address (None: ``$RAY_ADDRESS``, else a new local Ray instance).
+        cpus_per_run: CPUs reserved per run (also its torch threads).
+        gpus_per_run: GPUs per run (None: 1 when the cluster has GPUs, else 0; fractions allowed).
+        device: device inside the task (``"auto"``: the task's GPU when it has one).
+        init_kwargs: extra ``ray.init`` keywords when this executor starts Ray.
+    """
+
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float | None = None, device: str = "auto", keep_checkpoints: bool = True, init_kwargs: dict | None = None):
+        self.address = address
+        self.cpus_per_run = cpus_per_run
+        self.gpus_per_run = gpus_per_run
+        self.device = device
+        self.keep_checkpoints = keep_checkpoints
+        self.init_kwargs = dict(init_kwargs or {})
+        self.outcomes: dict[str, dict] = {}
+
+    def describe(self) -> dict[str, Any]:
+        return {"kind": "ray", "address": self.address or os.environ.get("RAY_ADDRESS"), "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run, "device": self.device}
+
+    def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
+        ray = _import_ray()
+        out = Path(out).resolve()
+        emit = on_event or (lambda ev: None)
+        started = False
+        if not ray.is_initialized():
+            kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
+            ray.init(address=self.address, **kwargs)
+            started = True
+        self.outcomes = {}
+        try:
+            gpus = self.gpus_per_run
+            if gpus is None:
+                gpus = 1 if ray.cluster_resources().get("GPU", 0) >= 1 else 0
+            actor = _progress_actor(ray).remote()
+            task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=0)
+            threads = max(1, int(self.cpus_per_run))
+            refs = {task.remote(s.to_dict(), str(out), actor, self.device, self.keep_checkpoints, threads): s for s in specs}
+            seen_start: set[str] = set()
+            try:
+                while refs:
+                    ready, _ = ray.wait(list(refs), num_returns=1, timeout=0.5)
+                    for ev in ray.get(actor.pop.remote()):
+                        if ev.get("type") == "start":
+                            seen_start.add(ev["run_id"])
+                        emit(ev)
+                    for ref in ready:
+                        spec = refs.pop(ref)
+                        try:
+                            outcome = ray.get(ref)
+                        except Exception as e:  # the task itself died (worker crash, node lost)
+                            outcome = {"status": "failed", "run_id": spec.run_id, "error": f"Ray task failed: {type(e).__name__}: {e}"}
+                        files = outcome.pop("files", None)
+                        if files:
+                            _store_returned_files(out, spec, files)
+                        if outcome.get("status") == "finished" or files:
+                            outcome = _outcome_from_disk(out, spec) if (runs_dir(out) / spec.dirname).is_dir() else outcome
+                        self.outcomes[spec.run_id] = outcome
+                        emit({"type": "end", "name": spec.name, **outcome})
+            except KeyboardInterrupt:
+                for ref in refs:
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref, force=True)
+                raise
+        finally:
+            if started:
+                ray.shutdown()
+        return self.outcomes
+
+
+def _progress_actor(ray):
+    @ray.remote(num_cpus=0)
+    class ProgressSink:
+        """Collects progress events from the tasks; the driver pops them."""
+
+        def __init__(self):
+            self.events = []
+
+        def push(self, ev):
+            self.events.append(ev)
+
+        def pop(self):
+            out, self.events = self.events, []
+            return out
+
+    return ProgressSink
+
+
+def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", keep_checkpoints: bool = True, ray_address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None):
+    """The executor behind ``zoo-bench --executor KIND --workers N``."""
+    if kind == "local":
+        if int(workers) == 0:
+            return InlineExecutor(device=device, keep_checkpoints=keep_checkpoints)
+        return LocalExecutor(workers=workers, device=device, keep_checkpoints=keep_checkpoints)
+    if kind == "ray":
+        _import_ray()
+        return RayExecutor(address=ray_address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run, device=device, keep_checkpoints=keep_checkpoints)
+    raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

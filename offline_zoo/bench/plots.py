@@ -1,0 +1,202 @@
+"""Figures of a report (matplotlib, PNG), in the style of the LaMo paper.
+
+* ``score_vs_ratio.png``: normalized score against the sample ratio (log scale), one panel per
+  task, one line per algorithm, shaded mean +- 0.5 std (the paper's Figure 3); the paper's values
+  dashed when known.
+* ``curves_<task>.png``: learning curves, one panel per ratio: mean over seeds of every evaluation
+  at the cell's return-to-go target, shaded +- 0.5 std (Figures 4-7).
+* ``targets_<task>_r<ratio>.png``: every return-to-go target's curve of the return-conditioned
+  algorithms (the curves behind "the best target").
+
+    >>> from offline_zoo.bench.report import build_report                # doctest: +SKIP
+    >>> plot_report(build_report("runs/smoke"), "plots/")                # doctest: +SKIP
+    [PosixPath('plots/score_vs_ratio.png'), PosixPath('plots/curves_reacher2d-medium.png'), ...]
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # pragma: no cover
+    from .report import Report
+
+__all__ = ["plot_report", "plot_score_vs_ratio", "plot_learning_curves", "plot_target_curves"]
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _colors(algos):
+    cmap = _plt().get_cmap("tab10")
+    return {a: cmap(i % 10) for i, a in enumerate(algos)}
+
+
+def _grid(n: int):
+    cols = min(n, 3)
+    rows = (n + cols - 1) // cols
+    return rows, cols
+
+
+def _save(fig, path: Path) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    _plt().close(fig)
+    os.replace(tmp, path)
+    return path
+
+
+def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | None:
+    """Figure 3 style: score against sample ratio per task; returns the file (None: nothing to plot)."""
+    plt = _plt()
+    tasks = list(dict.fromkeys(r.task for r in report.rows))
+    tasks = [t for t in tasks if any((t, r.ratio, a) in report.cells for r in report.rows if r.task == t for a in report.algos)]
+    if not tasks:
+        return None
+    colors = _colors(report.algos)
+    nr, nc = _grid(len(tasks))
+    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        ratios = sorted({r.ratio for r in report.rows if r.task == task})
+        for a in report.algos:
+            pts = [(x, report.cells[(task, x, a)]) for x in ratios if (task, x, a) in report.cells]
+            if pts:
+                xs = np.array([p[0] for p in pts])
+                m = np.array([p[1].mean for p in pts])
+                s = np.array([p[1].std for p in pts])
+                ax.plot(xs, m, marker="o", color=colors[a], label=a)
+                ax.fill_between(xs, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
+            paper = [(x, report.paper[(task, x, a)][0]) for x in ratios if (task, x, a) in report.paper]
+            if paper:
+                ax.plot([p[0] for p in paper], [p[1] for p in paper], ls="--", marker=".", color=colors[a], alpha=0.6)
+        if len(ratios) > 1:
+            ax.set_xscale("log")
+        ax.set_title(task)
+        ax.set_xlabel("sample ratio")
+        ax.set_ylabel("normalized score")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if report.paper:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], ls="--", color="gray"))
+        labels.append("paper")
+    fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{report.title}: score vs sample ratio (mean ± 0.5 std)")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, Path(path))
+
+
+def _cell_curve(report: "Report", task: str, ratio: float, algo: str, target: str):
+    """Steps and per-seed scores of one target (only steps every seed evaluated)."""
+    curves = report.curves(task, ratio, algo)
+    per_seed = []
+    for _, evals in curves:
+        per_seed.append({int(e["step"]): float(e["scores"][target]) for e in evals if target in (e.get("scores") or {})})
+    if not per_seed:
+        return None, None
+    steps = sorted(set.intersection(*(set(d) for d in per_seed)))
+    if not steps:
+        return None, None
+    return np.array(steps), np.array([[d[s] for s in steps] for d in per_seed])
+
+
+def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -> Path | None:
+    """Learning curves of one task, a panel per ratio (the cell's target; mean ± 0.5 std over seeds)."""
+    plt = _plt()
+    ratios = sorted({r.ratio for r in report.rows if r.task == task})
+    ratios = [x for x in ratios if any((task, x, a) in report.cells for a in report.algos)]
+    if not ratios:
+        return None
+    colors = _colors(report.algos)
+    nr, nc = _grid(len(ratios))
+    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
+    for ax, ratio in zip(axes.flat, ratios):
+        for a in report.algos:
+            cell = report.cells.get((task, ratio, a))
+            if cell is None:
+                continue
+            target = cell.target if cell.target != "per-run" else None
+            if target is None:
+                continue
+            steps, scores = _cell_curve(report, task, ratio, a, target)
+            if steps is None:
+                continue
+            m, s = scores.mean(0), scores.std(0)
+            ax.plot(steps, m, color=colors[a], label=a)
+            ax.fill_between(steps, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
+        ax.set_title(f"{task} ({ratio:g})")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("normalized score")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(ratios):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(max(len(labels), 1), 8), bbox_to_anchor=(0.5, -0.02))
+    fig.suptitle(f"{task}: learning curves (mean ± 0.5 std over seeds)")
+    fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, Path(path))
+
+
+def plot_target_curves(report: "Report", task: str, ratio: float, path: str | os.PathLike) -> Path | None:
+    """Every return-to-go target's learning curve, a panel per return-conditioned algorithm."""
+    plt = _plt()
+    algos = []
+    for a in report.algos:
+        curves = report.curves(task, ratio, a)
+        targets = sorted({t for _, ev in curves for e in ev for t in (e.get("scores") or {})} - {"none"}, key=lambda t: -float(t))
+        if len(targets) > 1:
+            algos.append((a, targets))
+    if not algos:
+        return None
+    nr, nc = _grid(len(algos))
+    fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
+    for ax, (a, targets) in zip(axes.flat, algos):
+        chosen = report.cells.get((task, ratio, a))
+        for t in targets:
+            steps, scores = _cell_curve(report, task, ratio, a, t)
+            if steps is None:
+                continue
+            m = scores.mean(0)
+            lw = 2.2 if chosen is not None and chosen.target == t else 1.0
+            ax.plot(steps, m, lw=lw, label=f"target {t}" + (" (reported)" if lw > 1 else ""))
+        ax.set_title(f"{a}")
+        ax.set_xlabel("training steps")
+        ax.set_ylabel("normalized score")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(algos):]:
+        ax.axis("off")
+    fig.suptitle(f"{task} ({ratio:g}): every return-to-go target (mean over seeds)")
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, Path(path))
+
+
+def plot_report(report: "Report", directory: str | os.PathLike) -> list[Path]:
+    """Every figure of a report into ``directory``; returns the files written."""
+    d = Path(directory)
+    files = []
+    f = plot_score_vs_ratio(report, d / "score_vs_ratio.png")
+    if f:
+        files.append(f)
+    for task in dict.fromkeys(r.task for r in report.rows):
+        f = plot_learning_curves(report, task, d / f"curves_{task}.png")
+        if f:
+            files.append(f)
+    for r in report.rows:
+        f = plot_target_curves(report, r.task, r.ratio, d / f"targets_{r.task}_r{r.ratio:g}.png")
+        if f:
+            files.append(f)
+    return files

@@ -1,0 +1,106 @@
+"""The live view of a running suite: runs done / running / queued / failed and each run's progress.
+
+On a terminal it is a rich live display (one bar for the suite, one per running run with its step
+and last evaluation score); elsewhere (CI logs, files) one line per finished run.
+
+    >>> view = ProgressView(total=3, done=1, suite="smoke", enabled=False, say=print)
+    >>> with view:
+    ...     view.handle({"type": "start", "run_id": "a", "name": "reacher2d-medium 1 DT s0", "total": 100})
+    ...     view.handle({"type": "end", "run_id": "a", "name": "reacher2d-medium 1 DT s0", "status": "finished", "score": 12.5})
+    [2/3] finished  reacher2d-medium 1 DT s0  score 12.5
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Callable
+
+__all__ = ["ProgressView"]
+
+
+class ProgressView:
+    """Consumes executor events (``start`` / ``progress`` / ``end``); see the module docstring.
+
+    ``enabled``: None = a live view when stdout is a terminal.
+    """
+
+    def __init__(self, total: int, done: int = 0, suite: str = "", enabled: bool | None = None, say: Callable[[str], None] = print):
+        self.total = int(total)
+        self.done = int(done)
+        self.failed = 0
+        self.suite = suite
+        self.say = say
+        self.enabled = sys.stdout.isatty() if enabled is None else bool(enabled)
+        self.running: dict[str, dict] = {}
+        self._ended: set[str] = set()
+        self._progress = None
+        self._tasks: dict[str, int] = {}
+        self._t0 = time.monotonic()
+
+    @property
+    def queued(self) -> int:
+        return max(0, self.total - self.done - self.failed - len(self.running))
+
+    def _summary(self) -> str:
+        return f"[bold]{self.suite}[/bold]: {self.done} done · {len(self.running)} running · {self.queued} queued" + (f" · [red]{self.failed} failed[/red]" if self.failed else "")
+
+    def __enter__(self) -> "ProgressView":
+        if self.enabled:
+            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(
+                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
+                refresh_per_second=4,
+            )
+            self._progress.start()
+            self._suite_task = self._progress.add_task(self._summary(), total=self.total, completed=self.done + self.failed, info="")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None
+        return None
+
+    def handle(self, ev: dict) -> None:
+        """Update the view with one event (idempotent for repeated start / end events)."""
+        kind, rid = ev.get("type"), ev.get("run_id")
+        if rid is None or rid in self._ended:
+            return
+        if kind == "start":
+            if rid not in self.running:
+                self.running[rid] = {"name": ev.get("name", rid), "total": ev.get("total") or 1, "step": 0}
+                if self._progress is not None:
+                    self._tasks[rid] = self._progress.add_task(f"  {ev.get('name', rid)}", total=ev.get("total") or 1, info="")
+        elif kind == "progress":
+            r = self.running.get(rid)
+            if r is None:
+                return
+            r["step"] = ev.get("step", r["step"])
+            if self._progress is not None and rid in self._tasks:
+                score = ev.get("score")
+                self._progress.update(self._tasks[rid], completed=r["step"], info=f"score {score:.1f}" if isinstance(score, (int, float)) else "")
+        elif kind == "end":
+            self._ended.add(rid)
+            r = self.running.pop(rid, None)
+            name = ev.get("name") or (r or {}).get("name", rid)
+            ok = ev.get("status") == "finished"
+            if ok:
+                self.done += 1
+            else:
+                self.failed += 1
+            if self._progress is not None and rid in self._tasks:
+                self._progress.remove_task(self._tasks.pop(rid))
+            n = self.done + self.failed
+            if ok:
+                score = ev.get("score")
+                msg = f"[{n}/{self.total}] finished  {name}" + (f"  score {score:.1f}" if isinstance(score, (int, float)) else "")
+            else:
+                msg = f"[{n}/{self.total}] {ev.get('status', 'failed')}  {name}: {ev.get('error', '')}"
+            if self._progress is not None:
+                self._progress.console.print(msg, style=None if ok else "red", markup=False, highlight=False)
+            else:
+                self.say(msg)
+        if self._progress is not None:
+            self._progress.update(self._suite_task, description=self._summary(), completed=self.done + self.failed)

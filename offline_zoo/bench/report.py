@@ -1,0 +1,580 @@
+"""``zoo-bench report DIR``: a suite's table beside the paper's, in the terminal, Markdown and CSV.
+
+A table has one row per (task, ratio) and one column per algorithm; a cell is the mean +- std over
+seeds of the runs' protocol scores (:mod:`offline_zoo.bench.protocol`), with the paper's value
+(``benchmarks/paper_results.yaml``) and our difference beside it. Each group of rows ends with an
+"Average" row, as in the paper, and a "LaMo vs DT" column gives LaMo's relative improvement over DT
+(ours and the paper's). The caption states the protocol, the budget, the data source of the runs
+(generated / Minari / D4RL), the hardware and the versions. A second table gives the final and
+best evaluation scores (CORL reports both).
+
+    >>> rep = build_report("runs/smoke")                               # doctest: +SKIP
+    >>> print(rep.markdown())                                          # doctest: +SKIP
+    >>> rep.write_csv("smoke.csv")                                     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import yaml
+
+from .protocol import TARGET_SELECTIONS, CellScore, Protocol, aggregate_runs
+from .store import BENCH_FILE, RunRecord, read_json, scan_runs
+from .suites import SuiteError, canonical_algo, find_reference
+
+__all__ = ["Report", "build_report", "load_reference", "render_document", "SOURCE_NOTES"]
+
+DASH = "—"
+
+#: what the caption says about each dataset source
+SOURCE_NOTES = {
+    "generated": "generated locally by offline-zoo (`zoo-data generate`), NOT the paper's D4RL data: absolute scores are not comparable to the paper",
+    "minari": "Minari (re-collected on the v5 environments, not the paper's D4RL v2 files)",
+    "d4rl": "D4RL hdf5 files, as the paper",
+    "d4rl-atari": "d4rl-atari DQN-Replay (run 1, epoch 10), as the paper",
+    "synthetic": "synthetic data (tests)",
+}
+
+
+# -- reference values ------------------------------------------------------------------------------
+def load_reference(path: str | os.PathLike | None = None) -> dict[str, Any]:
+    """The published tables: ``{table_key: {"title", "algos", "values": {(task, ratio, algo_canon): (mean, std)}}}``.
+
+    ``path``: a YAML file in the format of ``benchmarks/paper_results.yaml`` (default: that file,
+    found next to the suites); returns ``{}`` when there is none.
+    """
+    p = find_reference(path)
+    if p is None:
+        return {}
+    data = yaml.safe_load(Path(p).read_text()) or {}
+    tables = data.get("tables") or {}
+    out: dict[str, Any] = {}
+    for key, t in tables.items():
+        algos = list(t.get("algos") or [])
+        values: dict[tuple, tuple[float, float]] = {}
+        for row in t.get("rows") or []:
+            domain, dataset, ratio, *cells = row
+            if len(cells) != len(algos):
+                raise SuiteError(f"{p}: table {key} row {row[:3]} has {len(cells)} values for {len(algos)} algorithms")
+            for a, v in zip(algos, cells):
+                if v is not None:
+                    values[(f"{domain}-{dataset}", float(ratio), canonical_algo(a))] = (float(v[0]), float(v[1]))
+        out[key] = {"title": t.get("title", key), "algos": algos, "values": values, "source": data.get("paper"), "path": str(p)}
+    return out
+
+
+# -- formatting ------------------------------------------------------------------------------------
+def _f(x: float | None, signed: bool = False) -> str:
+    if x is None or (isinstance(x, float) and not math.isfinite(x)):
+        return DASH
+    return f"{x:+.1f}" if signed else f"{x:.1f}"
+
+
+def _pm(mean: float | None, std: float | None) -> str:
+    if mean is None:
+        return DASH
+    return f"{mean:.1f} ± {std:.1f}" if std is not None else f"{mean:.1f}"
+
+
+def _pct(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or abs(b) < 1e-12:
+        return None
+    return 100.0 * (a - b) / abs(b)
+
+
+def _pct_s(x: float | None) -> str:
+    return DASH if x is None else f"{x:+.0f}%"
+
+
+def _ratio_s(r: float) -> str:
+    return f"{r:g}"
+
+
+# -- the report ------------------------------------------------------------------------------------
+@dataclass
+class Row:
+    group: str
+    task: str
+    ratio: float
+
+    @property
+    def key(self) -> tuple[str, float]:
+        return (self.task, self.ratio)
+
+
+@dataclass
+class Report:
+    """A suite's results in one output directory, aggregated (see the module docstring)."""
+
+    out: Path
+    bench: dict
+    records: list[RunRecord]
+    reference: dict | None = None
+    target_selection: str = "cell"
+    rows: list[Row] = field(default_factory=list)
+    algos: list[str] = field(default_factory=list)
+    cells: dict[tuple, CellScore] = field(default_factory=dict)
+    paper: dict[tuple, tuple[float, float]] = field(default_factory=dict)
+
+    # -- basic facts -------------------------------------------------------------------------------
+    @property
+    def suite(self) -> dict:
+        return self.bench.get("suite") or {}
+
+    @property
+    def title(self) -> str:
+        return self.suite.get("title") or self.suite.get("name") or str(self.out)
+
+    @property
+    def finished(self) -> list[RunRecord]:
+        return [r for r in self.records if r.finished]
+
+    @property
+    def planned(self) -> dict[str, dict]:
+        return self.bench.get("planned") or {}
+
+    @property
+    def seeds(self) -> list[int]:
+        seeds = sorted({int(s["seed"]) for s in self.planned.values()}) or sorted({int(r.result["seed"]) for r in self.finished})
+        return seeds
+
+    def counts(self) -> dict[str, int]:
+        by_id = {r.run_id: r for r in self.records}
+        finished = sum(1 for r in self.finished)
+        failed = sum(1 for rid in self.planned if rid in by_id and not by_id[rid].finished and by_id[rid].status == "failed")
+        missing = sum(1 for rid in self.planned if rid not in by_id or not by_id[rid].finished) - failed
+        return {"planned": len(self.planned), "finished": finished, "failed": failed, "unfinished": max(0, missing)}
+
+    def sources(self) -> list[str]:
+        return sorted({str(r.result.get("source")) for r in self.finished if r.result.get("source")}) or sorted({str(s.get("source")) for s in self.planned.values()})
+
+    def protocols(self) -> dict[tuple, list[str]]:
+        """Distinct protocols -> the tasks that use them."""
+        out: dict[tuple, list[str]] = {}
+        specs = list(self.planned.values()) or [r.result for r in self.finished]
+        for s in specs:
+            p = Protocol.from_dict(s["protocol"])
+            key = (p.steps, p.eval_every, p.last_steps, p.eval_episodes)
+            if s["task"] not in out.setdefault(key, []):
+                out[key].append(s["task"])
+        return out
+
+    # -- aggregation -------------------------------------------------------------------------------
+    def _aggregate(self) -> None:
+        suite = self.suite
+        planned_keys = {(s["task"], float(s["ratio"]), s["label"]) for s in self.planned.values()}
+        done: dict[tuple, list[dict]] = {}
+        for r in self.finished:
+            res = r.result
+            done.setdefault((res["task"], float(res["ratio"]), res["label"]), []).append(res)
+        present = planned_keys | set(done)
+        rows: list[Row] = []
+        for row in suite.get("rows") or []:
+            key = (row["task"], float(row["ratio"]))
+            if any(k[:2] == key for k in present):
+                rows.append(Row(row.get("group", ""), key[0], key[1]))
+        known = {r.key for r in rows}
+        for task, ratio, _ in sorted(present):
+            if (task, ratio) not in known:
+                rows.append(Row("other", task, ratio))
+                known.add((task, ratio))
+        self.rows = rows
+        labels = [a["label"] for a in suite.get("algos", [])]
+        labels += sorted({k[2] for k in present} - set(labels))
+        self.algos = [a for a in labels if any(k[2] == a for k in present)]
+        self.cells = {}
+        for key, results in done.items():
+            results = sorted(results, key=lambda r: int(r["seed"]))
+            self.cells[key] = aggregate_runs(results, seeds=[int(r["seed"]) for r in results], target_selection=self.target_selection)
+        self.paper = {}
+        if self.reference:
+            vals = self.reference["values"]
+            for row in self.rows:
+                for a in self.algos:
+                    v = vals.get((row.task, row.ratio, canonical_algo(a)))
+                    if v is not None:
+                        self.paper[(row.task, row.ratio, a)] = v
+
+    def groups(self) -> list[tuple[str, list[Row]]]:
+        out: dict[str, list[Row]] = {}
+        for r in self.rows:
+            out.setdefault(r.group, []).append(r)
+        return list(out.items())
+
+    def average(self, rows: Sequence[Row], algo: str) -> dict[str, Any]:
+        """Average row entry: ours over the rows that have a result, the paper's over the same rows
+        (over all rows with a published value when we have none)."""
+        ours = [(r, self.cells[(r.task, r.ratio, algo)].mean) for r in rows if (r.task, r.ratio, algo) in self.cells]
+        basis = [r for r, _ in ours] or list(rows)
+        paper = [self.paper[(r.task, r.ratio, algo)][0] for r in basis if (r.task, r.ratio, algo) in self.paper]
+        return {
+            "ours": float(np.mean([m for _, m in ours])) if ours else None,
+            "paper": float(np.mean(paper)) if paper and (not ours or len(paper) == len(basis)) else None,
+            "k": len(ours),
+            "n": len(rows),
+        }
+
+    def _lamo_dt(self) -> tuple[str, str] | None:
+        canon = {canonical_algo(a): a for a in self.algos}
+        if "lamo" in canon and "dt" in canon:
+            return canon["lamo"], canon["dt"]
+        return None
+
+    # -- cells as text -----------------------------------------------------------------------------
+    def _n_note(self, cell: CellScore) -> str:
+        n_planned = len(self.seeds)
+        return f" [n={cell.n}]" if n_planned and cell.n < n_planned else ""
+
+    def cell_text(self, row: Row, algo: str) -> str:
+        cell = self.cells.get((row.task, row.ratio, algo))
+        paper = self.paper.get((row.task, row.ratio, algo))
+        if cell is None:
+            return DASH if paper is None else f"{DASH} ({_f(paper[0])})"
+        text = _pm(cell.mean, cell.std) + self._n_note(cell)
+        if paper is not None:
+            text += f" ({_f(paper[0])}; {_f(cell.mean - paper[0], signed=True)})"
+        return text
+
+    def average_text(self, rows: Sequence[Row], algo: str) -> str:
+        a = self.average(rows, algo)
+        if a["ours"] is None:
+            return DASH if a["paper"] is None else f"{DASH} ({_f(a['paper'])})"
+        text = _f(a["ours"]) + (f" [{a['k']}/{a['n']} rows]" if a["k"] < a["n"] else "")
+        if a["paper"] is not None:
+            text += f" ({_f(a['paper'])}; {_f(a['ours'] - a['paper'], signed=True)})"
+        return text
+
+    def lamo_dt_row(self, row: Row) -> tuple[float | None, float | None]:
+        pair = self._lamo_dt()
+        if pair is None:
+            return None, None
+        lam, dt = pair
+        c_l, c_d = self.cells.get((row.task, row.ratio, lam)), self.cells.get((row.task, row.ratio, dt))
+        p_l, p_d = self.paper.get((row.task, row.ratio, lam)), self.paper.get((row.task, row.ratio, dt))
+        ours = _pct(c_l.mean, c_d.mean) if c_l and c_d else None
+        paper = _pct(p_l[0], p_d[0]) if p_l and p_d else None
+        return ours, paper
+
+    def lamo_dt_average(self, rows: Sequence[Row]) -> tuple[float | None, float | None]:
+        pair = self._lamo_dt()
+        if pair is None:
+            return None, None
+        lam, dt = pair
+        both = [r for r in rows if (r.task, r.ratio, lam) in self.cells and (r.task, r.ratio, dt) in self.cells]
+        ours = _pct(self.average(both, lam)["ours"], self.average(both, dt)["ours"]) if both else None
+        pb = [r for r in rows if (r.task, r.ratio, lam) in self.paper and (r.task, r.ratio, dt) in self.paper]
+        paper = _pct(np.mean([self.paper[(r.task, r.ratio, lam)][0] for r in pb]), np.mean([self.paper[(r.task, r.ratio, dt)][0] for r in pb])) if pb else None
+        return ours, paper
+
+    @staticmethod
+    def _vs_text(ours: float | None, paper: float | None) -> str:
+        if ours is None and paper is None:
+            return DASH
+        return _pct_s(ours) + (f" (paper {_pct_s(paper)})" if paper is not None else "")
+
+    # -- caption -----------------------------------------------------------------------------------
+    def caption_lines(self) -> list[str]:
+        """The caption: protocol, budget, data source, hardware, versions, run counts."""
+        lines = []
+        seeds = self.seeds
+        proto_parts = []
+        for (steps, every, last, episodes), tasks in self.protocols().items():
+            ep = f", {episodes} episodes per target" if episodes else ""
+            proto_parts.append(f"{', '.join(tasks)}: {steps} steps, evaluated every {every}, score = mean of the evaluations in the last {last} steps{ep}")
+        sel = "best return-to-go target per cell (highest seed-averaged score)" if self.target_selection == "cell" else "each run's best return-to-go target"
+        lines.append(
+            f"Normalized score (0 = random, 100 = expert), mean ± std (population) over seeds {', '.join(map(str, seeds))}; "
+            f"sequence models: {sel}. " + "; ".join(proto_parts) + "."
+        )
+        settings = self.bench.get("settings") or {}
+        if settings.get("steps"):
+            lines.append(f"Budget: --steps {settings['steps']} (the paper: 100k steps; evaluation interval and window scaled alike).")
+        elif settings.get("scale") not in (None, 1, 1.0):
+            lines.append(f"Budget: --scale {settings['scale']:g} of the suite's protocol (steps, evaluation interval and window scaled alike).")
+        else:
+            lines.append("Budget: the suite's full protocol.")
+        if self.reference:
+            lines.append(f"In parentheses: the paper's value ({self.reference.get('title')}) and ours minus the paper's; [n=k]: only k seeds finished.")
+        srcs = self.sources()
+        lines.append("Data source: " + "; ".join(f"`{s}`: {SOURCE_NOTES.get(s, s)}" for s in srcs) + "." if srcs else "Data source: unknown.")
+        hw = sorted({self._hardware(r.run) for r in self.finished if r.run})
+        if hw:
+            lines.append("Hardware: " + "; ".join(hw) + ".")
+        ex = [i.get("executor") or {} for i in self.bench.get("invocations") or []]
+        if ex:
+            e = ex[-1]
+            desc = f"{e.get('kind', '?')}" + (f", {e['workers']} workers x {e.get('threads_per_run')} threads" if e.get("workers") else "")
+            lines.append(f"Executor: {desc}.")
+        vers = sorted({self._versions(r.run) for r in self.finished if r.run})
+        if vers:
+            lines.append("Versions: " + "; ".join(vers) + ".")
+        walls = [i for i in self.bench.get("invocations") or [] if i.get("wall_s") is not None]
+        if walls:
+            total = sum(float(i["wall_s"]) for i in walls)
+            lines.append(f"Wall time: {_duration(total)} over {len(walls)} invocation{'s' if len(walls) > 1 else ''} of zoo-bench.")
+        for note in self.bench.get("dropped") or []:
+            lines.append(f"Dropped: {note}.")
+        c = self.counts()
+        lines.append(f"Runs: {c['finished']} finished, {c['failed']} failed, {c['unfinished']} not finished, of {c['planned']} planned.")
+        return lines
+
+    @staticmethod
+    def _hardware(run: Mapping) -> str:
+        h = run.get("host") or {}
+        s = f"{h.get('cpu', '?')} ({h.get('cpus', '?')} cores"
+        if h.get("torch_threads"):
+            s += f", {h['torch_threads']} torch threads per run"
+        s += ")"
+        if h.get("gpu") and run.get("device") != "cpu":
+            s += f", GPU {h['gpu']}"
+        return s
+
+    @staticmethod
+    def _versions(run: Mapping) -> str:
+        v = run.get("versions") or {}
+        parts = [f"{k} {v[k]}" for k in ("offline-zoo", "torch", "d3rlpy", "transformers") if v.get(k)]
+        if v.get("git_commit"):
+            commit = str(v["git_commit"])
+            parts.append(f"commit {commit[:12]}" + (" (uncommitted changes)" if commit.endswith("+dirty") else ""))
+        return ", ".join(parts)
+
+    # -- renderers ---------------------------------------------------------------------------------
+    def _header(self) -> list[str]:
+        cols = ["Task", "Ratio", *self.algos]
+        if self._lamo_dt():
+            cols.append("LaMo vs DT")
+        return cols
+
+    def table_rows(self) -> list[list[str]]:
+        """The main table as text cells, Average rows included."""
+        out = []
+        pair = self._lamo_dt()
+        for gname, rows in self.groups():
+            for r in rows:
+                line = [r.task, _ratio_s(r.ratio)] + [self.cell_text(r, a) for a in self.algos]
+                if pair:
+                    line.append(self._vs_text(*self.lamo_dt_row(r)))
+                out.append(line)
+            label = "**Average**" + (f" ({gname})" if gname else "")
+            line = [label, ""] + [self.average_text(rows, a) for a in self.algos]
+            if pair:
+                line.append(self._vs_text(*self.lamo_dt_average(rows)))
+            out.append(line)
+        return out
+
+    def extra_rows(self) -> list[list[str]]:
+        """Final and best evaluation per cell: ``final ± std / best ± std``."""
+        out = []
+        for _, rows in self.groups():
+            for r in rows:
+                line = [r.task, _ratio_s(r.ratio)]
+                for a in self.algos:
+                    c = self.cells.get((r.task, r.ratio, a))
+                    line.append(DASH if c is None else f"{_pm(c.final_mean, c.final_std)} / {_pm(c.best_mean, c.best_std)}")
+                out.append(line)
+        return out
+
+    def markdown(self, level: int = 2) -> str:
+        """The suite's section: title, main table, caption, final / best table, commands."""
+        h = "#" * level
+        lines = [f"{h} {self.title} (suite `{self.suite.get('name', '?')}`)", ""]
+        if self.suite.get("description"):
+            lines += [self.suite["description"].strip(), ""]
+        header = self._header()
+        lines.append("| " + " | ".join(header) + " |")
+        lines.append("| " + " | ".join(["---", "---:"] + ["---:"] * (len(header) - 2)) + " |")
+        for row in self.table_rows():
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        lines += [" ".join(self.caption_lines()), ""]
+        lines += [f"{h}# Final and best evaluation", "", "Final evaluation ± std / best evaluation ± std over seeds (CORL's \"last\" and \"best checkpoint\"), same target as above.", ""]
+        lines.append("| " + " | ".join(["Task", "Ratio", *self.algos]) + " |")
+        lines.append("| " + " | ".join(["---", "---:"] + ["---:"] * len(self.algos)) + " |")
+        for row in self.extra_rows():
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        cmds = [i.get("argv") for i in self.bench.get("invocations") or [] if i.get("argv")]
+        if cmds:
+            lines += ["Commands that produced these runs:", "", "```"] + [_command(c) for c in cmds] + ["```", ""]
+        return "\n".join(lines)
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """Long format: one line per cell and per Average entry."""
+        out = []
+        suite = self.suite.get("name", "")
+        for gname, rows in self.groups():
+            for r in rows:
+                for a in self.algos:
+                    c = self.cells.get((r.task, r.ratio, a))
+                    p = self.paper.get((r.task, r.ratio, a))
+                    if c is None and p is None:
+                        continue
+                    out.append({
+                        "suite": suite, "group": gname, "task": r.task, "ratio": r.ratio, "algo": a,
+                        "n_seeds": c.n if c else 0, "seeds": " ".join(map(str, c.seeds)) if c else "", "target": c.target if c else "",
+                        "mean": _r(c.mean if c else None), "std": _r(c.std if c else None),
+                        "final_mean": _r(c.final_mean if c else None), "final_std": _r(c.final_std if c else None),
+                        "best_mean": _r(c.best_mean if c else None), "best_std": _r(c.best_std if c else None),
+                        "paper_mean": _r(p[0] if p else None), "paper_std": _r(p[1] if p else None),
+                        "diff": _r(c.mean - p[0] if c and p else None),
+                    })
+            for a in self.algos:
+                av = self.average(rows, a)
+                out.append({
+                    "suite": suite, "group": gname, "task": "Average", "ratio": "", "algo": a, "n_seeds": "", "seeds": "",
+                    "target": f"{av['k']}/{av['n']} rows", "mean": _r(av["ours"]), "std": "", "final_mean": "", "final_std": "",
+                    "best_mean": "", "best_std": "", "paper_mean": _r(av["paper"]), "paper_std": "",
+                    "diff": _r(av["ours"] - av["paper"] if av["ours"] is not None and av["paper"] is not None else None),
+                })
+        return out
+
+    def csv(self) -> str:
+        rows = self.csv_rows()
+        buf = io.StringIO()
+        fields = ["suite", "group", "task", "ratio", "algo", "n_seeds", "seeds", "target", "mean", "std", "final_mean", "final_std", "best_mean", "best_std", "paper_mean", "paper_std", "diff"]
+        w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow(r)
+        return buf.getvalue()
+
+    def rich_table(self):
+        """A rich Table for the terminal (ours, the paper's value and the difference per cell)."""
+        from rich.table import Table
+
+        from rich.markup import escape
+
+        t = Table(title=escape(f"{self.title} (suite {self.suite.get('name', '?')})"), caption=escape("\n".join(self.caption_lines())), caption_justify="left", show_lines=True)
+        for i, h in enumerate(self._header()):
+            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i < 2)
+        pair = self._lamo_dt()
+        for gname, rows in self.groups():
+            for r in rows:
+                cells = [r.task, _ratio_s(r.ratio)] + [self._rich_cell(self.cells.get((r.task, r.ratio, a)), self.paper.get((r.task, r.ratio, a))) for a in self.algos]
+                if pair:
+                    cells.append(self._vs_text(*self.lamo_dt_row(r)))
+                t.add_row(*cells)
+            avg = []
+            for a in self.algos:
+                av = self.average(rows, a)
+                s = _f(av["ours"]) + (f" [{av['k']}/{av['n']}]" if av["ours"] is not None and av["k"] < av["n"] else "")
+                if av["paper"] is not None:
+                    s += f"\n[dim]paper {_f(av['paper'])}[/dim]"
+                avg.append(s)
+            cells = [f"[bold]Average[/bold]{f' ({gname})' if gname else ''}", ""] + avg
+            if pair:
+                cells.append(self._vs_text(*self.lamo_dt_average(rows)))
+            t.add_row(*cells)
+        return t
+
+    def _rich_cell(self, cell: CellScore | None, paper) -> str:
+        from rich.markup import escape
+
+        if cell is None:
+            return DASH if paper is None else f"{DASH}\n[dim]paper {_f(paper[0])}[/dim]"
+        s = escape(_pm(cell.mean, cell.std) + self._n_note(cell))
+        if paper is not None:
+            d = cell.mean - paper[0]
+            s += f"\n[dim]paper {_f(paper[0])}[/dim]\n[{'green' if d >= 0 else 'red'}]{_f(d, signed=True)}[/]"
+        return s
+
+    # -- files -------------------------------------------------------------------------------------
+    def write_csv(self, path: str | os.PathLike) -> Path:
+        from .store import atomic_write_text
+
+        return atomic_write_text(path, self.csv())
+
+    def curves(self, task: str, ratio: float, algo: str) -> list[tuple[int, list[dict]]]:
+        """``[(seed, evaluations)]`` of a cell's finished runs (for plots)."""
+        out = []
+        for r in self.finished:
+            res = r.result
+            if res["task"] == task and float(res["ratio"]) == float(ratio) and res["label"] == algo:
+                out.append((int(res["seed"]), r.curve()))
+        return sorted(out, key=lambda x: x[0])
+
+
+def _duration(seconds: float) -> str:
+    """``75 s``, ``12 min``, ``3.5 h``."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
+
+
+def _r(x: float | None) -> str | float:
+    return "" if x is None else round(float(x), 3)
+
+
+def _command(argv: Sequence[str]) -> str:
+    import shlex
+
+    return " ".join(shlex.quote(a) for a in argv)
+
+
+def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = None, target_selection: str | None = None, use_reference: bool = True) -> Report:
+    """Read ``OUT`` (a ``zoo-bench`` output directory) and aggregate it into a :class:`Report`.
+
+    ``reference``: the YAML with the published tables (default ``benchmarks/paper_results.yaml``);
+    the suite's ``reference`` key picks the table. ``target_selection``: ``cell`` / ``run`` (default:
+    the suite's).
+    """
+    out = Path(out)
+    bench = read_json(out / BENCH_FILE)
+    if bench is None:
+        if not out.exists():
+            raise SuiteError(f"{out} does not exist: give the --out directory of a zoo-bench run")
+        raise SuiteError(f"{out} is not a zoo-bench output directory (no {BENCH_FILE})")
+    ts = target_selection or (bench.get("suite") or {}).get("target_selection") or "cell"
+    if ts not in TARGET_SELECTIONS:
+        raise SuiteError(f"target selection {ts!r}; use one of {', '.join(TARGET_SELECTIONS)}")
+    ref = None
+    keys = (bench.get("suite") or {}).get("reference")
+    keys = [keys] if isinstance(keys, str) else list(keys or [])
+    if use_reference and keys:
+        tables = load_reference(reference)
+        found = [tables[k] for k in keys if k in tables]
+        if found:
+            ref = {
+                "title": ", ".join(t["title"] for t in found),
+                "values": {k: v for t in found for k, v in t["values"].items()},
+            }
+    rep = Report(out, bench, list(scan_runs(out).values()), ref, ts)
+    rep._aggregate()
+    return rep
+
+
+GUIDE = """\
+Every number below was produced by `zoo-bench` and written into this file by `zoo-bench report`;
+nothing here is typed by hand. To reproduce a table (see docs/tutorials/reproducing-the-paper.md):
+
+```
+zoo-bench --suite smoke  --out runs/smoke  --workers 2                   # offline, minutes on a laptop
+zoo-bench --suite sparse --out runs/sparse --workers 4                   # Table 1
+zoo-bench --suite atari  --out runs/atari  --executor ray                # Table 2 (GPU cluster)
+zoo-bench --suite mujoco --out runs/mujoco --workers 8 --scale 0.1       # Table 3 at a tenth of the budget
+zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
+```
+"""
+
+
+def render_document(reports: Sequence[Report], command: Sequence[str] | None = None, images: Sequence[Sequence[str]] | None = None, title: str = "offline-zoo benchmarks") -> str:
+    """A whole Markdown document (e.g. ``benchmarks/README.md``): a guide, then each report's section
+    (with its figures when ``images[i]`` lists image paths relative to the document)."""
+    lines = [f"# {title}", "", "<!-- generated by zoo-bench report; do not edit by hand -->", "", GUIDE]
+    if command:
+        lines += ["This file was generated with:", "", "```", _command(command), "```", ""]
+    for i, rep in enumerate(reports):
+        lines.append(rep.markdown(level=2))
+        for img in (images[i] if images and i < len(images) else []):
+            lines += [f"![{Path(img).stem}]({img})", ""]
+    return "\n".join(lines).rstrip() + "\n"

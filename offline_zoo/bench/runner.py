@@ -1,0 +1,535 @@
+"""Running a suite: the run grid, the output directory, resume, and one run from start to result.
+
+:func:`run_suite` plans the runs of a suite, skips those already finished in the output directory,
+prepares generated datasets if the suite asks for it, and hands the rest to an executor (local
+processes or Ray, :mod:`offline_zoo.bench.executors`). :func:`execute_run` is what an executor calls
+for one run, in its own process.
+
+A run trains in chunks of ``eval_every`` steps; after each chunk it evaluates on every return-to-go
+target, appends the evaluation to ``curve.json`` and saves ``checkpoint.zip`` (both atomically, in
+that order). A run is finished only when ``result.json`` exists (written last). A resumed run restarts
+from its last checkpoint (training continues exactly: the algorithms' save/load round trip keeps
+weights, optimizer, schedulers and every random generator) and drops any evaluation recorded after
+that checkpoint, so the finished curve is the one an uninterrupted run would have written.
+
+    >>> from offline_zoo.bench import load_suite, run_suite               # doctest: +SKIP
+    >>> run_suite(load_suite("smoke"), "runs/smoke", workers=2)           # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+import shutil
+import socket
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+from .protocol import score_run
+from .store import (
+    BENCH_FILE,
+    CHECKPOINT_FILE,
+    CURVE_FILE,
+    RESULT_FILE,
+    RUN_FILE,
+    DirectoryLock,
+    LockedError,
+    atomic_write_json,
+    iter_tmp_files,
+    jsonable,
+    read_json,
+    runs_dir,
+    scan_runs,
+)
+from .suites import BUILTIN_ALGOS, RunSpec, Suite, SuiteError, canonical_algo
+
+__all__ = [
+    "execute_run",
+    "resolve_algo",
+    "run_suite",
+    "plan_runs",
+    "SuiteRunResult",
+    "environment_info",
+    "prepare_datasets",
+    "BenchSettings",
+]
+
+Event = Callable[[dict], None]
+
+
+# -- environment -----------------------------------------------------------------------------------
+def _git_commit() -> str | None:
+    import subprocess
+
+    here = Path(__file__).resolve().parent
+    try:
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        commit = r.stdout.strip() or None
+        if commit:
+            d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
+            if d.stdout.strip():
+                commit += "+dirty"
+        return commit
+    except Exception:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment_info() -> dict[str, Any]:
+    """Versions (python, offline-zoo, torch, d3rlpy, ...), git commit and the machine of this process."""
+    import importlib.metadata as md
+
+    versions: dict[str, Any] = {"python": platform.python_version()}
+    for pkg in ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "numpy", "minari", "ray"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    versions["git_commit"] = _git_commit()
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover
+        cpus = os.cpu_count() or 1
+    host = {
+        "hostname": socket.gethostname(),
+        "platform": platform.platform(),
+        "cpu": _cpu_model(),
+        "cpus": cpus,
+        "gpu": None,
+        "torch_threads": None,
+    }
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        host["torch_threads"] = torch.get_num_threads()
+        try:
+            if torch.cuda.is_available():
+                host["gpu"] = torch.cuda.get_device_name(torch.cuda.current_device())
+        except Exception:
+            pass
+    return {"versions": versions, "host": host}
+
+
+# -- algorithms ------------------------------------------------------------------------------------
+def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
+    """The algorithm class of a suite's algorithm name.
+
+    ``"module:Class"`` imports the class directly (no registration needed); any other name goes
+    through :func:`offline_zoo.algos.get_algo` (after importing ``imports``, which may register
+    algorithms). Unknown names raise ``KeyError`` with suggestions.
+
+    >>> resolve_algo("dt").__name__                                    # doctest: +SKIP
+    'DT'
+    """
+    for module in imports:
+        importlib.import_module(module)
+    if ":" in name:
+        module, _, attr = name.partition(":")
+        try:
+            obj = importlib.import_module(module)
+        except ImportError as e:
+            raise KeyError(f"algorithm {name!r}: cannot import module {module!r} ({e})") from None
+        for part in attr.split("."):
+            if not hasattr(obj, part):
+                raise KeyError(f"algorithm {name!r}: module {module!r} has no {attr!r}")
+            obj = getattr(obj, part)
+        return obj
+    from ..algos.registry import get_algo
+
+    return get_algo(name)
+
+
+def check_algos(specs: Sequence[RunSpec]) -> None:
+    """Fail early (with suggestions) on algorithm names that no run could resolve.
+
+    Built-in names are known without importing torch; others are imported / looked up here.
+    """
+    seen = set()
+    for s in specs:
+        key = (s.algo, s.imports)
+        if key in seen or canonical_algo(s.algo) in BUILTIN_ALGOS:
+            continue
+        seen.add(key)
+        try:
+            resolve_algo(s.algo, s.imports)
+        except KeyError as e:
+            raise SuiteError(e.args[0] if e.args else str(e)) from None
+        except ImportError as e:
+            raise SuiteError(f"suite imports: {e}") from None
+
+
+# -- one run ---------------------------------------------------------------------------------------
+def _set_threads(threads: int | None) -> None:
+    if not threads:
+        return
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        with _suppress():
+            torch.set_num_threads(int(threads))
+
+
+class _suppress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return exc[0] is not None and issubclass(exc[0], Exception)
+
+
+def _config_dict(config: Any) -> Any:
+    if hasattr(config, "to_dict"):
+        return config.to_dict()
+    import dataclasses
+
+    if dataclasses.is_dataclass(config):
+        return dataclasses.asdict(config)
+    return config
+
+
+def execute_run(
+    spec: RunSpec,
+    out: str | os.PathLike,
+    progress: Event | None = None,
+    device: str = "auto",
+    threads: int | None = None,
+    keep_checkpoint: bool = True,
+    lock_wait: float = 60.0,
+) -> dict[str, Any]:
+    """Train, evaluate and score one run in this process; returns ``{"status", "run_id", ...}``.
+
+    Writes ``OUT/runs/<dirname>/`` (see :mod:`offline_zoo.bench.store`). A run whose ``result.json``
+    exists is not run again (status ``"finished"``, ``"skipped": True``). An exception inside the
+    run is recorded in ``run.json`` (status ``"failed"`` with the traceback) and returned, not
+    raised; ``KeyboardInterrupt`` marks it ``"interrupted"`` and propagates.
+    """
+    run_dir = runs_dir(out) / spec.dirname
+    run_dir.mkdir(parents=True, exist_ok=True)
+    emit = progress or (lambda ev: None)
+    with DirectoryLock(run_dir, wait=lock_wait, what="run directory"):
+        done = read_json(run_dir / RESULT_FILE)
+        if done is not None:
+            return {"status": "finished", "run_id": spec.run_id, "skipped": True, "score": done.get("score")}
+        for tmp in iter_tmp_files(run_dir):
+            tmp.unlink(missing_ok=True)
+        previous = read_json(run_dir / RUN_FILE, {}) or {}
+        t0 = time.time()
+        info: dict[str, Any] = {
+            "run_id": spec.run_id,
+            "name": spec.name,
+            "status": "running",
+            "attempts": int(previous.get("attempts", 0)) + 1,
+            "spec": spec.to_dict(),
+            "started_at": _now(),
+            "pid": os.getpid(),
+            "device": device,
+            **environment_info(),
+            "previous_attempts": previous.get("previous_attempts", []) + ([_attempt_summary(previous)] if previous else []),
+        }
+        atomic_write_json(run_dir / RUN_FILE, info)
+        emit({"type": "start", "run_id": spec.run_id, "name": spec.name, "total": spec.protocol.steps})
+        try:
+            result = _train_and_score(spec, run_dir, info, emit, device, threads, keep_checkpoint, t0)
+        except KeyboardInterrupt:
+            info.update(status="interrupted", ended_at=_now(), wall_s=time.time() - t0)
+            atomic_write_json(run_dir / RUN_FILE, info)
+            raise
+        except BaseException as e:  # noqa: BLE001 - a run's failure must not stop the suite
+            info.update(status="failed", ended_at=_now(), wall_s=time.time() - t0, error=f"{type(e).__name__}: {e}", traceback=traceback.format_exc())
+            atomic_write_json(run_dir / RUN_FILE, info)
+            emit({"type": "end", "run_id": spec.run_id, "name": spec.name, "status": "failed", "error": info["error"]})
+            return {"status": "failed", "run_id": spec.run_id, "error": info["error"]}
+        emit({"type": "end", "run_id": spec.run_id, "name": spec.name, "status": "finished", "score": result["score"], "wall_s": info.get("wall_s")})
+        return {"status": "finished", "run_id": spec.run_id, "score": result["score"]}
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")
+
+
+def _attempt_summary(run: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: run.get(k) for k in ("attempts", "status", "started_at", "ended_at", "error", "resumed_from_step") if k in run}
+
+
+def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, device: str, threads: int | None, keep_checkpoint: bool, t0: float) -> dict:
+    protocol = spec.protocol
+    cls = resolve_algo(spec.algo, spec.imports)
+    _set_threads(threads)
+    config = {**spec.config, "n_steps": protocol.steps}
+    algo = cls(spec.task, ratio=spec.ratio, seed=spec.seed, source=spec.source, device=device, **config)
+    _set_threads(threads)  # torch may only have been imported by the constructor
+    curve: list[dict] = []
+    ckpt = run_dir / CHECKPOINT_FILE
+    if ckpt.is_file():
+        algo = cls.load(ckpt, dataset=getattr(algo, "dataset", None), device=device)
+        step = int(algo.num_steps)
+        curve = [e for e in (read_json(run_dir / CURVE_FILE) or {}).get("evaluations", []) if int(e["step"]) <= step]
+        info["resumed_from_step"] = step
+    else:
+        (run_dir / CURVE_FILE).unlink(missing_ok=True)
+    data_info = dict(getattr(algo, "data_info", {}) or {})
+    info.update(config=_config_dict(getattr(algo, "config", config)), data=data_info, host=environment_info()["host"])
+    atomic_write_json(run_dir / RUN_FILE, info)
+
+    eval_seed = 1000 * int(spec.seed)
+    train_s = float(info.get("train_s", 0.0))
+    eval_s = 0.0
+    last_emit = [0.0]
+
+    def on_step(a) -> None:
+        now = time.monotonic()
+        if now - last_emit[0] >= 0.5:
+            last_emit[0] = now
+            emit({"type": "progress", "run_id": spec.run_id, "step": int(a.num_steps), "total": protocol.steps,
+                  "score": curve[-1].get("score") if curve else None})
+
+    for target in protocol.eval_steps:
+        if target <= algo.num_steps:
+            continue
+        ts = time.time()
+        algo.learn(target - int(algo.num_steps), callback=on_step, progress_bar=False)
+        train_s += time.time() - ts
+        if int(algo.num_steps) != target:
+            raise RuntimeError(f"{type(algo).__name__}.learn stopped at step {algo.num_steps} instead of {target}")
+        te = time.time()
+        entry = _evaluate(algo, protocol, eval_seed)
+        eval_s += time.time() - te
+        curve.append({"step": target, **entry, "eval_s": round(time.time() - te, 3)})
+        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+        algo.save(ckpt)
+        emit({"type": "progress", "run_id": spec.run_id, "step": target, "total": protocol.steps, "score": entry.get("score")})
+
+    if not curve or int(curve[-1]["step"]) != protocol.steps:  # resumed after the last evaluation was dropped
+        entry = _evaluate(algo, protocol, eval_seed)
+        curve.append({"step": protocol.steps, **entry})
+        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+    scores = score_run(curve, protocol)
+    result = {
+        "run_id": spec.run_id,
+        "suite": spec.suite,
+        "task": spec.task,
+        "ratio": spec.ratio,
+        "label": spec.label,
+        "algo": spec.algo,
+        "seed": spec.seed,
+        **scores,
+        "protocol": protocol.to_dict(),
+        "source": data_info.get("source", spec.source),
+        "selection_hash": data_info.get("selection_hash"),
+        "steps_trained": int(algo.num_steps),
+    }
+    if not keep_checkpoint:
+        ckpt.unlink(missing_ok=True)
+    info.update(
+        status="finished", ended_at=_now(), wall_s=round(time.time() - t0, 3), train_s=round(train_s, 3), eval_s=round(eval_s, 3),
+        checkpoint=CHECKPOINT_FILE if keep_checkpoint else None, score=scores["score"],
+    )
+    atomic_write_json(run_dir / RUN_FILE, info)
+    atomic_write_json(run_dir / RESULT_FILE, result)  # last: its presence means "finished"
+    return result
+
+
+def _evaluate(algo, protocol, eval_seed: int) -> dict[str, Any]:
+    result = algo.evaluate(n_episodes=protocol.eval_episodes, seed=eval_seed)
+    d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
+    d.pop("task", None)
+    return jsonable(d)
+
+
+# -- a suite ---------------------------------------------------------------------------------------
+@dataclass
+class BenchSettings:
+    """What must match when a suite is resumed in the same directory (different budgets, data
+    sources or protocols would mix incomparable runs in one table)."""
+
+    suite: str
+    scale: float | None = None
+    steps: int | None = None
+    source: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"suite": self.suite, "scale": self.scale, "steps": self.steps, "source": self.source}
+
+
+@dataclass
+class SuiteRunResult:
+    """What :func:`run_suite` did: counts per status and the runs' outcomes."""
+
+    out: Path
+    planned: list[RunSpec]
+    already_finished: list[str] = field(default_factory=list)
+    outcomes: dict[str, dict] = field(default_factory=dict)
+    dropped: list[str] = field(default_factory=list)
+    interrupted: bool = False
+
+    @property
+    def failed(self) -> list[str]:
+        return [k for k, v in self.outcomes.items() if v.get("status") != "finished"]
+
+    @property
+    def finished(self) -> list[str]:
+        return self.already_finished + [k for k, v in self.outcomes.items() if v.get("status") == "finished"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted
+
+
+def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, scale=None, steps=None, ratios=None) -> list[RunSpec]:
+    """The runs of a suite after the command-line filters (see :meth:`Suite.expand`)."""
+    return suite.expand(algos=algos, tasks=tasks, seeds=seeds, source=source, scale=scale, steps=steps, ratios=ratios)
+
+
+def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], None] = print) -> tuple[list[RunSpec], list[str]]:
+    """Generate the missing ``generated`` datasets a suite with ``prepare: generate`` needs.
+
+    Returns the runs to keep and notes on rows dropped because their (``optional``) data could not
+    be made; a required row whose data cannot be made raises :class:`SuiteError`.
+    """
+    if suite.prepare is None:
+        return specs, []
+    from ..data.generation import generate_dataset, generated_dataset_path
+
+    optional = {r.task: r.optional for r in suite.rows}
+    for r in suite.rows:
+        optional[r.task] = optional.get(r.task, True) and r.optional
+    notes: list[str] = []
+    dropped: set[str] = set()
+    for task in dict.fromkeys(s.task for s in specs if s.source == "generated"):
+        if (generated_dataset_path(task) / "data").is_dir():
+            continue
+        kwargs = suite.prepare.get(task, {})
+        say(f"preparing: generating the {task!r} dataset ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'defaults'})")
+        try:
+            generate_dataset(task, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            if optional.get(task):
+                dropped.add(task)
+                notes.append(f"{task}: optional row dropped, its generated dataset could not be made ({type(e).__name__}: {e})")
+                continue
+            raise SuiteError(f"cannot generate the {task!r} dataset the suite needs: {type(e).__name__}: {e}") from e
+    return [s for s in specs if s.task not in dropped], notes
+
+
+def _check_settings(out: Path, settings: BenchSettings, resume: bool) -> dict:
+    bench = read_json(out / BENCH_FILE)
+    existing = scan_runs(out)
+    if bench is None:
+        if existing and not resume:
+            raise SuiteError(f"{out} already holds {len(existing)} run directories: pass --resume to continue, or choose another --out")
+        return {}
+    if not resume:
+        raise SuiteError(f"{out} already holds suite {bench.get('settings', {}).get('suite')!r}: pass --resume to continue it, or choose another --out")
+    old = bench.get("settings") or {}
+    diff = {k: (old.get(k), v) for k, v in settings.to_dict().items() if old.get(k) != v}
+    if diff:
+        parts = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
+        raise SuiteError(f"cannot resume {out} with different settings ({parts}); use the same options or another --out")
+    return bench
+
+
+def run_suite(
+    suite: Suite,
+    out: str | os.PathLike,
+    *,
+    resume: bool = False,
+    executor: Any = None,
+    algos: Sequence[str] | None = None,
+    tasks: Sequence[str] | None = None,
+    seeds: Sequence[int] | None = None,
+    ratios: Sequence[float] | None = None,
+    source: str | None = None,
+    scale: float | None = None,
+    steps: int | None = None,
+    progress: bool | None = None,
+    say: Callable[[str], None] | None = None,
+    argv: Sequence[str] | None = None,
+) -> SuiteRunResult:
+    """Run (or resume) a suite into ``out``; returns a :class:`SuiteRunResult`.
+
+    Without ``resume`` the directory must not hold a suite yet. With ``resume`` the finished runs
+    (``result.json`` present) are kept and everything else runs (unfinished runs continue from
+    their last checkpoint). ``executor``: a :class:`~offline_zoo.bench.executors.LocalExecutor`
+    (default: 1 worker), :class:`~offline_zoo.bench.executors.RayExecutor` or
+    :class:`~offline_zoo.bench.executors.InlineExecutor`.
+    """
+    from .executors import LocalExecutor
+    from .progress import ProgressView
+
+    out = Path(out)
+    say = say or print
+    executor = executor or LocalExecutor(workers=1)
+    specs = plan_runs(suite, algos, tasks, seeds, source, scale, steps, ratios)
+    check_algos(specs)
+    settings = BenchSettings(suite.name, scale, steps, source)
+    out.mkdir(parents=True, exist_ok=True)
+    result = SuiteRunResult(out, specs)
+    try:
+        lock = DirectoryLock(out, wait=0, what="benchmark directory").__enter__()
+    except LockedError as e:
+        raise SuiteError(str(e)) from None
+    try:
+        bench = _check_settings(out, settings, resume)
+        specs, notes = prepare_datasets(suite, specs, say)
+        result.planned, result.dropped = specs, notes
+        for n in notes:
+            say(f"note: {n}")
+        planned = {**(bench.get("planned") or {}), **{s.run_id: s.to_dict() for s in specs}}
+        invocation = {"at": _now(), "argv": list(argv) if argv is not None else None, "executor": getattr(executor, "describe", lambda: {})(), **environment_info()}
+        atomic_write_json(out / BENCH_FILE, {
+            "settings": settings.to_dict(),
+            "suite": suite.describe(),
+            "planned": planned,
+            "dropped": notes,
+            "invocations": (bench.get("invocations") or []) + [invocation],
+        })
+        records = scan_runs(out)
+        todo = [s for s in specs if not (s.run_id in records and records[s.run_id].finished)]
+        result.already_finished = [s.run_id for s in specs if s not in todo]
+        if result.already_finished:
+            say(f"resume: {len(result.already_finished)} of {len(specs)} runs already finished, {len(todo)} to run")
+        view = ProgressView(len(specs), len(result.already_finished), suite.name, enabled=progress, say=say)
+        t0 = time.time()
+        with view:
+            try:
+                result.outcomes = executor.run(todo, out, view.handle)
+            except KeyboardInterrupt:
+                result.interrupted = True
+                result.outcomes = dict(getattr(executor, "outcomes", {}) or {})
+        bench_now = read_json(out / BENCH_FILE) or {}
+        if bench_now.get("invocations"):
+            bench_now["invocations"][-1].update(
+                ended_at=_now(), wall_s=round(time.time() - t0, 1), ran=len(todo), interrupted=result.interrupted,
+                finished=sum(1 for o in result.outcomes.values() if o.get("status") == "finished"),
+            )
+            atomic_write_json(out / BENCH_FILE, bench_now)
+    finally:
+        lock.__exit__(None, None, None)
+    return result
+
+
+def remove_checkpoints(out: str | os.PathLike) -> int:
+    """Delete the checkpoints of finished runs (they can be large); returns how many were removed."""
+    n = 0
+    for rec in scan_runs(out).values():
+        if rec.finished and (rec.path / CHECKPOINT_FILE).is_file():
+            (rec.path / CHECKPOINT_FILE).unlink()
+            n += 1
+    return n
+
+
+def clear_run(out: str | os.PathLike, spec: RunSpec) -> None:
+    """Forget a run entirely (its directory is removed), e.g. to re-run it after a code change."""
+    shutil.rmtree(runs_dir(out) / spec.dirname, ignore_errors=True)

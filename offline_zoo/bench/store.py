@@ -1,0 +1,239 @@
+"""The on-disk layout of a benchmark output directory, with atomic writes.
+
+::
+
+    OUT/
+      bench.json                 suite, settings (scale/steps/source), planned runs, invocations
+      .lock                      held (flock) by the zoo-bench process working on OUT
+      runs/<task>__r<ratio>__<algo>__s<seed>__<run id>/
+        run.json                 status, resolved config, data provenance, versions, host, timings
+        curve.json               every evaluation (step, per-target normalized scores and returns)
+        checkpoint.zip           the algorithm at the last evaluation (algo.save)
+        result.json              the run's scores; its presence means "finished"
+        worker.log               the run's stdout/stderr
+
+Every file is written to a temporary file in the same directory and moved into place with
+``os.replace``: a reader (or a resumed suite) sees either the old or the new content, never a
+half-written file, whatever moment the process is killed at.
+
+    >>> import tempfile, pathlib
+    >>> d = pathlib.Path(tempfile.mkdtemp())
+    >>> _ = atomic_write_json(d / "x.json", {"a": 1})
+    >>> read_json(d / "x.json")
+    {'a': 1}
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator, Mapping
+
+__all__ = [
+    "BENCH_FILE",
+    "RUN_FILE",
+    "CURVE_FILE",
+    "RESULT_FILE",
+    "CHECKPOINT_FILE",
+    "LOG_FILE",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "atomic_write_json",
+    "read_json",
+    "jsonable",
+    "runs_dir",
+    "RunRecord",
+    "scan_runs",
+    "DirectoryLock",
+    "LockedError",
+]
+
+BENCH_FILE = "bench.json"
+RUN_FILE = "run.json"
+CURVE_FILE = "curve.json"
+RESULT_FILE = "result.json"
+CHECKPOINT_FILE = "checkpoint.zip"
+LOG_FILE = "worker.log"
+LOCK_FILE = ".lock"
+
+
+def _umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_MODE = 0o666 & ~_umask()
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        os.fchmod(fd, _MODE)  # mkstemp makes 0600 files; results should be readable like any file
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write text atomically (UTF-8)."""
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def jsonable(x: Any) -> Any:
+    """Make numpy / tuple / Path / dataclass values JSON-friendly (NaN and inf become None)."""
+    import dataclasses
+
+    if dataclasses.is_dataclass(x) and not isinstance(x, type):
+        return jsonable(dataclasses.asdict(x))
+    if isinstance(x, Mapping):
+        return {str(k): jsonable(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple, set)):
+        return [jsonable(v) for v in x]
+    if isinstance(x, Path):
+        return str(x)
+    if hasattr(x, "tolist") and not isinstance(x, (str, bytes)):  # numpy arrays / scalars, tensors
+        return jsonable(x.tolist())
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
+    if x is None or isinstance(x, (str, int, float, bool)):
+        return x
+    return str(x)
+
+
+def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
+    """Write ``obj`` as indented JSON atomically."""
+    return atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
+
+
+def read_json(path: str | os.PathLike, default: Any = None) -> Any:
+    """The JSON content of ``path``, or ``default`` when it does not exist or cannot be parsed."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
+        return default
+
+
+def runs_dir(out: str | os.PathLike) -> Path:
+    return Path(out) / "runs"
+
+
+@dataclass
+class RunRecord:
+    """What a run directory holds: its spec (from run.json), status, result and curve paths."""
+
+    path: Path
+    run: dict
+    result: dict | None
+
+    @property
+    def finished(self) -> bool:
+        return self.result is not None
+
+    @property
+    def status(self) -> str:
+        if self.result is not None:
+            return "finished"
+        return str(self.run.get("status") or "unknown") if self.run else "unknown"
+
+    @property
+    def spec(self) -> dict:
+        return self.run.get("spec") or {}
+
+    @property
+    def run_id(self) -> str:
+        return self.spec.get("run_id") or self.path.name.rsplit("__", 1)[-1]
+
+    def curve(self) -> list[dict]:
+        return (read_json(self.path / CURVE_FILE) or {}).get("evaluations", [])
+
+
+def scan_runs(out: str | os.PathLike) -> dict[str, RunRecord]:
+    """Every run directory under ``OUT/runs``: ``{run_id: RunRecord}`` (finished or not)."""
+    out_runs = runs_dir(out)
+    records: dict[str, RunRecord] = {}
+    if not out_runs.is_dir():
+        return records
+    for d in sorted(out_runs.iterdir()):
+        if not d.is_dir():
+            continue
+        run = read_json(d / RUN_FILE, {}) or {}
+        result = read_json(d / RESULT_FILE)
+        rec = RunRecord(d, run, result)
+        records[rec.run_id] = rec
+    return records
+
+
+class LockedError(RuntimeError):
+    """Another process holds the lock of this directory."""
+
+
+class DirectoryLock:
+    """An exclusive ``flock`` on ``DIR/.lock``: released by the kernel when the holder dies (even by
+    SIGKILL), so a stale lock can never block a resume.
+
+    ``wait``: seconds to wait for the lock (0: fail at once with :class:`LockedError`).
+    """
+
+    def __init__(self, directory: str | os.PathLike, wait: float = 0.0, what: str = "directory"):
+        self.path = Path(directory) / LOCK_FILE
+        self.wait = float(wait)
+        self.what = what
+        self._fd: int | None = None
+
+    def __enter__(self) -> "DirectoryLock":
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX: no locking
+            self._fd = fd
+            return self
+        deadline = time.monotonic() + self.wait
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except OSError:
+                if time.monotonic() >= deadline:
+                    holder = ""
+                    with contextlib.suppress(OSError):
+                        holder = os.pread(fd, 64, 0).decode(errors="replace").strip()
+                    os.close(fd)
+                    raise LockedError(
+                        f"{self.what} {self.path.parent} is in use by another process{f' (pid {holder})' if holder else ''}; "
+                        "wait for it to finish or stop it first"
+                    ) from None
+                time.sleep(0.1)
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)  # closing releases the flock
+            self._fd = None
+
+
+def iter_tmp_files(directory: Path) -> Iterator[Path]:
+    """Leftover temporary files of interrupted atomic writes."""
+    if directory.is_dir():
+        yield from directory.glob(".*.tmp")
+        yield from directory.glob("*.tmp")

@@ -1,0 +1,478 @@
+"""zoo-bench: suites and run grids, the protocol's score, the report (golden Markdown), resume after
+SIGKILL, the Ray executor.
+
+Most tests use a fake algorithm (written to a temporary module, referenced as ``fake_algo:FakeAlgo``)
+that imports no torch, so worker processes start in well under a second.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from offline_zoo.bench.protocol import Protocol, aggregate_runs, score_run
+from offline_zoo.bench.suites import RunSpec, Suite, SuiteError, list_suites, load_suite
+from offline_zoo.cli import bench_main
+
+ROOT = Path(__file__).resolve().parents[1]
+GOLDEN = Path(__file__).parent / "data" / "golden_report.md"
+REFERENCE = ROOT / "benchmarks" / "paper_results.yaml"
+
+FAKE_ALGO = '''
+import json, os, time
+from pathlib import Path
+import numpy as np
+from offline_zoo.callbacks import as_callback
+from offline_zoo.evaluation import EvaluationResult
+from offline_zoo.tasks import get_task
+
+
+class FakeAlgo:
+    """Deterministic stand-in: scores grow with the step count; logs every attempt and completion."""
+
+    def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", sleep=0.0, variant="a", fail=False, n_steps=0, **config):
+        if fail:
+            raise RuntimeError("this run is configured to fail")
+        self.task = get_task(task)
+        self.ratio, self.seed, self.sleep, self.variant, self.n_steps = ratio, seed, float(sleep), variant, int(n_steps)
+        self.config = {"sleep": sleep, "variant": variant, "n_steps": n_steps, **config}
+        self.num_steps = 0
+        self.dataset = None
+        self.data_info = {"name": self.task.name, "source": source, "ratio": ratio, "selection_hash": f"h{seed}"}
+        self._log("starts")
+
+    def _log(self, kind):
+        log = os.environ.get("FAKE_LOG")
+        if log:
+            Path(log).mkdir(parents=True, exist_ok=True)
+            with open(Path(log) / f"{self.task.name}_{self.ratio:g}_{self.variant}_{self.seed}.{kind}", "a") as f:
+                f.write(f"{os.getpid()}\\n")
+
+    def learn(self, n_steps, callback=None, progress_bar=False):
+        cb = as_callback(callback)
+        cb.on_training_start(self, n_steps)
+        for _ in range(n_steps):
+            if self.sleep:
+                time.sleep(self.sleep)
+            self.num_steps += 1
+            cb.on_step(self)
+        cb.on_training_end(self)
+        if self.num_steps == self.n_steps:
+            self._log("done")
+        return self
+
+    def evaluate(self, n_episodes=None, target_returns=None, seed=0):
+        base = self.num_steps * 0.5 + 3.0 * self.seed + (7.0 if self.variant == "b" else 0.0) + 10.0 * self.ratio
+        targets = [76.0, 40.0]
+        ret = {t: np.array([base + 2.0 * i, base + 2.0 * i + 1.0]) for i, t in enumerate(targets)}
+        return EvaluationResult(ret, {t: np.array([100, 100]) for t in targets},
+                                {t: self.task.normalized_score(v) for t, v in ret.items()}, task=self.task.name, seed=seed)
+
+    def save(self, path):
+        state = {"num_steps": self.num_steps, "task": self.task.name, "seed": self.seed, "ratio": self.ratio,
+                 "config": self.config, "source": self.data_info["source"]}
+        Path(path).write_text(json.dumps(state))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path, dataset=None, device="auto"):
+        d = json.loads(Path(path).read_text())
+        obj = cls(d["task"], d["ratio"], d["seed"], d["source"], **d["config"])
+        obj.num_steps = d["num_steps"]
+        return obj
+'''
+
+
+def _fake_suite(tmp: Path, sleep: float = 0.0, steps: int = 40, seeds=(0, 1), extra_algos: str = "", filename: str = "fake.yaml") -> Path:
+    mod = tmp / "plugins"
+    mod.mkdir(exist_ok=True)
+    (mod / "fake_algo.py").write_text(FAKE_ALGO)
+    suite = tmp / filename
+    suite.write_text(textwrap.dedent(f"""\
+        name: fake
+        title: Fake suite
+        reference: table1_sparse
+        seeds: {list(seeds)}
+        source: generated
+        protocol: {{steps: {steps}, eval_every: 10, last_steps: 20}}
+        algos:
+          - {{label: LaMo, algo: "fake_algo:FakeAlgo", config: {{variant: b, sleep: {sleep}}}}}
+          - {{label: DT, algo: "fake_algo:FakeAlgo", config: {{variant: a, sleep: {sleep}}}}}
+        {extra_algos}
+        groups:
+          - name: ratio 1
+            rows:
+              - {{task: reacher2d-medium, ratio: 1.0}}
+          - name: ratio < 1
+            rows:
+              - {{task: reacher2d-medium, ratio: 0.1}}
+        """))
+    return suite
+
+
+@pytest.fixture
+def plugin_path(tmp_path, monkeypatch):
+    """The fake algorithm importable here and in every child process."""
+    _fake_suite(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path / "plugins"))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path / "plugins"), str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.setenv("FAKE_LOG", str(tmp_path / "log"))
+    return tmp_path
+
+
+# -- suites ----------------------------------------------------------------------------------------
+def test_every_suite_file_parses_and_expands():
+    suites = list_suites()
+    for name in ("smoke", "sparse", "atari", "mujoco", "ablation-embedding", "ablation-finetuning", "ablation-language-loss", "ablation-pretraining", "ablation-lm-quality"):
+        assert name in suites, f"missing suite {name}"
+        runs = load_suite(name).expand()
+        assert runs and len({r.run_id for r in runs}) == len(runs), f"{name}: run ids collide"
+
+
+def test_table1_grid_is_9_rows_x_7_algos_x_3_seeds():
+    suite = load_suite("sparse")
+    runs = suite.expand()
+    assert len(runs) == 9 * 7 * 3
+    rows = {(r.task, r.ratio) for r in runs}
+    assert rows == {
+        ("kitchen-partial", 0.01), ("kitchen-partial", 0.1), ("kitchen-partial", 1.0),
+        ("kitchen-complete", 0.3), ("kitchen-complete", 0.5), ("kitchen-complete", 1.0),
+        ("reacher2d-medium", 0.1), ("reacher2d-medium", 0.3), ("reacher2d-medium", 1.0),
+    }
+    assert [a.label for a in suite.algos] == ["LaMo", "DT", "Wiki-RL", "CQL", "IQL", "TD3+BC", "BC"]
+    assert {r.algo for r in runs} == {"lamo", "dt", "wikirl", "cql", "iql", "td3+bc", "bc"}
+    assert {r.seed for r in runs} == {0, 1, 2}
+    medium = {(r.task, r.ratio) for r in runs if r.config.get("lm") == "gpt2-medium"}
+    assert medium == {("kitchen-partial", 1.0), ("kitchen-complete", 0.3)}
+    assert all(r.label == "LaMo" for r in runs if r.config.get("lm") == "gpt2-medium")
+    reacher = next(r for r in runs if r.task == "reacher2d-medium")
+    kitchen = next(r for r in runs if r.task == "kitchen-partial")
+    assert (reacher.protocol.steps, reacher.protocol.eval_every, reacher.protocol.last_steps) == (37_500, 2_500, 12_500)
+    assert (kitchen.protocol.steps, kitchen.protocol.eval_every, kitchen.protocol.last_steps) == (100_000, 2_500, 20_000)
+    assert reacher.source == "generated" and kitchen.source == "minari"
+
+
+def test_tables_2_and_3_grids():
+    atari = load_suite("atari").expand()
+    assert len(atari) == 6 * 7 * 3
+    assert {r.label for r in atari} == {"LaMo", "DT", "Wiki-RL", "CQL", "BCQ", "NFQ", "BC"}
+    brk = next(r for r in atari if r.task == "breakout-medium")
+    assert (brk.protocol.steps, brk.protocol.last_steps) == (50_000, 10_000)
+    mujoco = load_suite("mujoco").expand()
+    assert len(mujoco) == 12 * 7 * 3
+    assert {r.ratio for r in mujoco} == {1.0, 0.1, 0.01, 0.005}
+
+
+def test_filters_scale_and_steps():
+    suite = load_suite("sparse")
+    runs = suite.expand(algos=["td3plusbc", "lamo"], tasks=["reacher2d"], seeds=[5], scale=0.01)
+    assert {(r.label, r.task, r.seed) for r in runs} == {(a, "reacher2d-medium", 5) for a in ("LaMo", "TD3+BC")}
+    assert len(runs) == 3 * 2
+    p = runs[0].protocol
+    assert (p.steps, p.eval_every, p.last_steps) == (375, 25, 125)
+    k = suite.expand(tasks=["kitchen"], algos=["DT"], steps=400)[0].protocol
+    assert (k.steps, k.eval_every, k.last_steps) == (400, 10, 80)
+    assert Protocol(100, 40, 10).scaled(0.5) == Protocol(50, 20, 20)  # the window keeps >= 1 interval
+
+
+def test_run_ids_are_stable_and_distinct():
+    a = load_suite("sparse").expand()
+    b = load_suite("sparse").expand()
+    assert [r.run_id for r in a] == [r.run_id for r in b]
+    assert RunSpec.from_dict(a[0].to_dict()).run_id == a[0].run_id
+    scaled = load_suite("sparse").expand(scale=0.1)
+    assert not {r.run_id for r in a} & {r.run_id for r in scaled}
+
+
+def test_bad_input_gives_suggestions():
+    with pytest.raises(SuiteError, match="Did you mean 'sparse'"):
+        load_suite("sprase")
+    with pytest.raises(SuiteError, match="Did you mean 'LaMo'"):
+        load_suite("sparse").expand(algos=["lamoo"])
+    with pytest.raises(SuiteError, match="hopper"):
+        load_suite("sparse").expand(tasks=["hopper"])
+    base = {"algos": ["DT"], "rows": [{"task": "hoper-medium"}]}
+    with pytest.raises(SuiteError, match="hopper-medium"):
+        Suite.from_dict(base, name="x")
+    with pytest.raises(SuiteError, match="outside"):
+        Suite.from_dict({"algos": ["DT"], "rows": [{"task": "hopper-medium", "ratio": 2}]}, name="x")
+    with pytest.raises(SuiteError, match="did you mean 'ratio'"):
+        Suite.from_dict({"algos": ["DT"], "rows": [{"task": "hopper-medium", "ratoi": 0.1}]}, name="x")
+    with pytest.raises(SuiteError, match="steps"):
+        Suite.from_dict({"algos": ["DT"], "rows": [{"task": "hopper-medium"}], "protocol": {"steps": 0}}, name="x")
+
+
+def test_cli_dry_run_and_errors(capsys):
+    assert bench_main(["--suite", "sparse", "--dry-run", "--out", "/nonexistent/zoo"]) == 0
+    assert "189 runs (9 task/ratio rows x 7 algorithms x 3 seeds" in capsys.readouterr().out
+    assert bench_main(["--suite", "sprase", "--dry-run"]) == 2
+    assert "Did you mean 'sparse'" in capsys.readouterr().err
+    assert bench_main(["--suite", "sparse", "--algos", "lamoo", "--dry-run"]) == 2
+    assert bench_main(["report", "/nonexistent/zoo"]) == 2
+    assert "does not exist" in capsys.readouterr().err
+
+
+# -- protocol --------------------------------------------------------------------------------------
+def _curve(values_by_target: dict[str, list[float]], every: int = 10) -> list[dict]:
+    n = len(next(iter(values_by_target.values())))
+    return [{"step": every * (i + 1), "scores": {t: v[i] for t, v in values_by_target.items()}} for i in range(n)]
+
+
+def test_score_aggregation_matches_hand_computation():
+    p = Protocol(steps=100, eval_every=10, last_steps=30)  # window (70, 100]: steps 80, 90, 100
+    assert [s for s in p.eval_steps if p.in_window(s)] == [80, 90, 100]
+    #                  10  20  30  40  50  60  70  80  90  100
+    seed0 = _curve({"76": [1, 2, 3, 4, 5, 6, 90, 10, 20, 30], "40": [0, 0, 0, 0, 0, 0, 0, 25, 25, 25]})
+    seed1 = _curve({"76": [1, 2, 3, 4, 5, 6, 7, 14, 16, 18], "40": [0, 0, 0, 0, 0, 0, 0, 40, 40, 10]})
+    r0, r1 = score_run(seed0, p), score_run(seed1, p)
+    # seed 0: "76" (10 + 20 + 30) / 3 = 20, "40" = 25 -> best 40; seed 1: "76" = 16, "40" = 30
+    assert r0["target_scores"] == {"76": 20.0, "40": 25.0} and r0["score"] == 25.0 and r0["best_target"] == "40"
+    assert r1["target_scores"] == {"76": 16.0, "40": 30.0}
+    assert r0["final_scores"] == {"76": 30.0, "40": 25.0} and r0["final_score"] == 25.0
+    assert r0["best_scores"]["76"] == 90.0 and r0["best_steps"]["76"] == 70  # the best evaluation may be outside the window
+    assert r0["n_window_evals"] == 3
+    cell = aggregate_runs([r0, r1], seeds=[0, 1])
+    # cell target: mean("76") = 18 < mean("40") = 27.5; std over seeds (population) of 25, 30 = 2.5
+    assert cell.target == "40" and cell.mean == pytest.approx(27.5) and cell.std == pytest.approx(2.5)
+    assert cell.final_mean == pytest.approx((25 + 10) / 2) and cell.best_mean == pytest.approx((25 + 40) / 2)
+    per_run = aggregate_runs([r0, r1], target_selection="run")
+    assert per_run.mean == pytest.approx(27.5)
+    markov = score_run(_curve({"none": [5, 5, 5, 5, 5, 5, 5, 1, 2, 6]}), p)
+    assert markov["score"] == pytest.approx(3.0) and markov["best_target"] == "none"
+    with pytest.raises(ValueError, match="window"):
+        score_run(_curve({"none": [1, 2, 3]}), p)
+
+
+# -- report ----------------------------------------------------------------------------------------
+def _write_synthetic_results(out: Path) -> None:
+    """A results directory as zoo-bench writes it, with hand-made curves (no training)."""
+    from offline_zoo.bench.store import BENCH_FILE, CURVE_FILE, RESULT_FILE, RUN_FILE, atomic_write_json, runs_dir
+
+    suite = Suite.from_dict({
+        "name": "golden", "title": "Golden table", "reference": "table1_sparse", "seeds": [0, 1, 2],
+        "protocol": {"steps": 100, "eval_every": 10, "last_steps": 30},
+        "algos": ["LaMo", "DT", "CQL"],
+        "groups": [
+            {"name": "ratio 1", "rows": [{"task": "kitchen-partial", "ratio": 1.0}, {"task": "reacher2d-medium", "ratio": 1.0}]},
+            {"name": "ratio < 1", "rows": [{"task": "reacher2d-medium", "ratio": 0.1}]},
+        ],
+    }, name="golden")
+    specs = suite.expand()
+    atomic_write_json(out / BENCH_FILE, {
+        "settings": {"suite": "golden", "scale": 0.001, "steps": None, "source": None},
+        "suite": suite.describe(),
+        "planned": {s.run_id: s.to_dict() for s in specs},
+        "invocations": [{"argv": ["zoo-bench", "--suite", "golden", "--scale", "0.001"], "executor": {"kind": "local", "workers": 2, "threads_per_run": 1}}],
+    })
+    offsets = {"LaMo": 30.0, "DT": 20.0, "CQL": 10.0}
+    for s in specs:
+        if (s.label, s.task, s.ratio) == ("DT", "reacher2d-medium", 0.1):
+            continue  # never run: "— (paper)"
+        if (s.label, s.task, s.seed) == ("CQL", "kitchen-partial", 2):
+            continue  # one seed missing: [n=2]
+        base = offsets[s.label] + 2.0 * s.seed + 5.0 * s.ratio
+        steps = s.protocol.eval_steps
+        if s.label == "CQL":
+            curve = [{"step": st, "scores": {"none": base + st / 100}} for st in steps]
+        else:
+            curve = [{"step": st, "scores": {"76": base + st / 50, "40": base + 1.0 + (s.seed == 2) * 4.0}} for st in steps]
+        d = runs_dir(out) / s.dirname
+        atomic_write_json(d / CURVE_FILE, {"evaluations": curve})
+        atomic_write_json(d / RUN_FILE, {
+            "spec": s.to_dict(), "status": "finished", "device": "cpu",
+            "host": {"cpu": "Test CPU", "cpus": 2, "torch_threads": 1, "gpu": None},
+            "versions": {"offline-zoo": "0.1.0", "torch": "2.x", "d3rlpy": "2.8.1", "git_commit": "0123456789abcdef"},
+        })
+        atomic_write_json(d / RESULT_FILE, {
+            "run_id": s.run_id, "task": s.task, "ratio": s.ratio, "label": s.label, "algo": s.algo, "seed": s.seed,
+            **score_run(curve, s.protocol), "source": s.source,
+        })
+
+
+def test_report_matches_golden_markdown(tmp_path):
+    from offline_zoo.bench.report import build_report
+
+    _write_synthetic_results(tmp_path / "out")
+    rep = build_report(tmp_path / "out", reference=REFERENCE)
+    md = rep.markdown()
+    if os.environ.get("UPDATE_GOLDEN"):
+        GOLDEN.parent.mkdir(exist_ok=True)
+        GOLDEN.write_text(md)
+    assert md == GOLDEN.read_text(), "report Markdown differs from tests/data/golden_report.md (UPDATE_GOLDEN=1 to rewrite after checking)"
+    # a few cells by hand: LaMo on reacher2d 1.0, seeds 0, 1, 2 -> base 35, 37, 39; window steps 80, 90, 100:
+    # target "76" = base + 1.8 on average -> 36.8, 38.8, 40.8 (mean 38.8); target "40" = base + 1 (+4 for
+    # seed 2) -> 36, 38, 44 (mean 39.33): the cell reports "40" for every seed
+    cell = rep.cells[("reacher2d-medium", 1.0, "LaMo")]
+    assert cell.target == "40" and cell.mean == pytest.approx(118 / 3) and cell.std == pytest.approx(np.std([36.0, 38.0, 44.0]))
+    assert "| reacher2d-medium | 1 | 39.3 ± 3.4 (33.0; +6.3) |" in md
+    # per run, seeds 0 and 1 would pick "76": (36.8 + 38.8 + 44) / 3
+    per_run = build_report(tmp_path / "out", reference=REFERENCE, target_selection="run")
+    assert per_run.cells[("reacher2d-medium", 1.0, "LaMo")].mean == pytest.approx((36.8 + 38.8 + 44.0) / 3)
+    assert rep.cells[("kitchen-partial", 1.0, "CQL")].n == 2
+    csv_text = rep.csv()
+    assert csv_text.splitlines()[0].startswith("suite,group,task,ratio,algo,n_seeds")
+    assert "golden,ratio 1,reacher2d-medium,1.0,LaMo,3,0 1 2,40,39.333," in csv_text
+
+
+def test_report_cli_writes_markdown_csv_and_plots(tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    _write_synthetic_results(tmp_path / "out")
+    md, csv_file, plots = tmp_path / "README.md", tmp_path / "r.csv", tmp_path / "plots"
+    assert bench_main(["report", str(tmp_path / "out"), "--markdown", str(md), "--csv", str(csv_file), "--plots", str(plots), "--reference", str(REFERENCE)]) == 0
+    text = md.read_text()
+    assert "do not edit by hand" in text and "Golden table" in text and "![score_vs_ratio](plots/score_vs_ratio.png)" in text
+    assert (plots / "score_vs_ratio.png").stat().st_size > 1000
+    assert (plots / "curves_reacher2d-medium.png").is_file() and (plots / "targets_reacher2d-medium_r1.png").is_file()
+    assert "LaMo vs DT" in capsys.readouterr().out
+
+
+# -- running ---------------------------------------------------------------------------------------
+def test_inline_suite_resume_settings_and_failures(plugin_path):
+    from offline_zoo.bench.executors import InlineExecutor
+    from offline_zoo.bench.runner import run_suite
+
+    suite_file = _fake_suite(plugin_path, extra_algos='  - {label: Broken, algo: "fake_algo:FakeAlgo", config: {fail: true}}')
+    out = plugin_path / "out"
+    res = run_suite(load_suite(suite_file), out, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    assert len(res.planned) == 12 and len(res.finished) == 8 and len(res.failed) == 4
+    run = json.loads(next((out / "runs").glob("*Broken*/run.json")).read_text())
+    assert run["status"] == "failed" and "configured to fail" in run["error"] and "Traceback" in run["traceback"]
+    again = run_suite(load_suite(suite_file), out, resume=True, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    assert len(again.already_finished) == 8 and set(again.outcomes) == set(res.failed)  # only the failed ones again
+    with pytest.raises(SuiteError, match="--resume"):
+        run_suite(load_suite(suite_file), out, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    with pytest.raises(SuiteError, match="different settings"):
+        run_suite(load_suite(suite_file), out, resume=True, steps=20, executor=InlineExecutor(), progress=False, say=lambda m: None)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]
+    except (FileNotFoundError, ProcessLookupError, IndexError):
+        return False
+    return state not in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="uses /proc and PR_SET_PDEATHSIG")
+def test_resume_after_sigkill_loses_nothing_and_runs_nothing_twice(plugin_path):
+    from offline_zoo.bench.executors import InlineExecutor
+    from offline_zoo.bench.report import build_report
+    from offline_zoo.bench.runner import run_suite
+
+    suite_file = _fake_suite(plugin_path, sleep=0.02)  # 2 rows x 2 algos x 2 seeds = 8 runs of ~0.8 s
+    out = plugin_path / "out"
+    cmd = [sys.executable, "-m", "offline_zoo.bench", "--suite", str(suite_file), "--out", str(out), "--workers", "2", "--no-progress", "--no-report"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=os.environ.copy())
+    deadline = time.monotonic() + 60
+    runs = out / "runs"
+    while time.monotonic() < deadline:  # kill once a run finished and another is mid-way, past a checkpoint
+        finished = list(runs.glob("*/result.json")) if runs.exists() else []
+        midway = [d for d in runs.glob("*")] if runs.exists() else []
+        midway = [d for d in midway if (d / "checkpoint.zip").exists() and not (d / "result.json").exists()]
+        if finished and midway:
+            break
+        if proc.poll() is not None:
+            pytest.fail(f"the suite ended before it could be killed: {proc.stderr.read().decode()}")
+        time.sleep(0.02)
+    else:
+        pytest.fail("no run reached a checkpoint in time")
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    workers = [json.loads((d / "run.json").read_text()).get("pid") for d in runs.glob("*") if (d / "run.json").exists()]
+    t_end = time.monotonic() + 5
+    while any(_alive(p) for p in workers if p) and time.monotonic() < t_end:
+        time.sleep(0.05)
+    assert not any(_alive(p) for p in workers if p), "workers survived the killed suite"
+    n_finished_before = len(list(runs.glob("*/result.json")))
+    assert 1 <= n_finished_before < 8
+
+    resumed = subprocess.run(cmd + ["--resume"], capture_output=True, text=True, env=os.environ.copy(), timeout=120)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"{n_finished_before} of 8 runs already finished" in resumed.stdout
+    records = [json.loads((d / "run.json").read_text()) for d in runs.glob("*")]
+    assert len(records) == 8 and all(r["status"] == "finished" for r in records)
+    assert any((r.get("resumed_from_step") or 0) > 0 for r in records), "no run continued from its checkpoint"
+    for d in runs.glob("*"):
+        steps = [e["step"] for e in json.loads((d / "curve.json").read_text())["evaluations"]]
+        assert steps == [10, 20, 30, 40], f"{d.name}: evaluations {steps}"
+    log = plugin_path / "log"
+    done = sorted(log.glob("*.done"))
+    assert len(done) == 8 and all(len(f.read_text().split()) == 1 for f in done), "a run was completed twice"
+
+    # the same table as an uninterrupted run (without the sleep, which changes nothing else)
+    ref = plugin_path / "uninterrupted"
+    run_suite(load_suite(_fake_suite(plugin_path, filename="fast.yaml")), ref, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    assert build_report(out, reference=REFERENCE).csv() == build_report(ref, reference=REFERENCE).csv()
+
+
+def test_ray_executor_runs_a_tiny_suite(plugin_path):
+    ray = pytest.importorskip("ray")
+    from offline_zoo.bench.executors import RayExecutor
+    from offline_zoo.bench.runner import run_suite
+
+    suite_file = _fake_suite(plugin_path, seeds=(0,))
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit PYTHONPATH
+    try:
+        res = run_suite(load_suite(suite_file), plugin_path / "out", executor=RayExecutor(cpus_per_run=1), progress=False, say=lambda m: None)
+    finally:
+        ray.shutdown()
+    assert res.ok and len(res.finished) == 4
+    results = [json.loads(p.read_text()) for p in (plugin_path / "out" / "runs").glob("*/result.json")]
+    assert sorted(r["label"] for r in results) == ["DT", "DT", "LaMo", "LaMo"]
+
+
+def test_remote_run_without_shared_storage_returns_its_files(plugin_path):
+    """A Ray task on a node that cannot see OUT runs in a temporary directory and returns the files."""
+    from offline_zoo.bench.executors import _ray_task, _store_returned_files
+    from offline_zoo.bench.store import scan_runs
+
+    spec = load_suite(_fake_suite(plugin_path, seeds=(0,))).expand(algos=["DT"], ratios=[1.0])[0]
+    outcome = _ray_task(spec.to_dict(), str(plugin_path / "not-shared"), None, "cpu", True, 1)
+    assert outcome["status"] == "finished" and {"result.json", "curve.json", "run.json", "checkpoint.zip"} <= set(outcome["files"])
+    _store_returned_files(plugin_path / "out", spec, outcome["files"])
+    rec = scan_runs(plugin_path / "out")[spec.run_id]
+    assert rec.finished and rec.result["score"] == outcome["score"]
+
+
+def test_real_dt_run_resumes_exactly_from_its_checkpoint(tmp_path, monkeypatch):
+    """A real algorithm interrupted after a checkpoint and resumed ends with the uninterrupted weights."""
+    monkeypatch.setenv("OFFLINE_ZOO_HOME", str(tmp_path / "home"))
+    from offline_zoo.algos import OfflineAlgo
+    from offline_zoo.bench.runner import execute_run
+    from offline_zoo.data.generation import generate_dataset
+
+    generate_dataset("reacher2d-medium", n_episodes=3)
+    suite = Suite.from_dict({
+        "name": "exact", "algos": ["DT"], "seeds": [0], "source": "generated",
+        "config": {"DT": {"context_len": 5, "batch_size": 8, "hidden_size": 16, "n_layer": 1, "n_head": 1, "warmup_steps": 5}},
+        "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20, "eval_episodes": 1},
+        "rows": [{"task": "reacher2d-medium"}],
+    }, name="exact")
+    spec = suite.expand()[0]
+    assert execute_run(spec, tmp_path / "a", device="cpu")["status"] == "finished"
+
+    def interrupt(ev):
+        if ev.get("type") == "progress" and ev.get("step") == 20:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        execute_run(spec, tmp_path / "b", interrupt, device="cpu")
+    run_b = tmp_path / "b" / "runs" / spec.dirname
+    assert json.loads((run_b / "run.json").read_text())["status"] == "interrupted" and not (run_b / "result.json").exists()
+    assert execute_run(spec, tmp_path / "b", device="cpu")["status"] == "finished"
+    assert json.loads((run_b / "run.json").read_text())["resumed_from_step"] == 20
+    curve = lambda d: [(e["step"], e["returns"]) for e in json.loads((d / "runs" / spec.dirname / "curve.json").read_text())["evaluations"]]  # noqa: E731
+    assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    a = OfflineAlgo.load(tmp_path / "a" / "runs" / spec.dirname / "checkpoint.zip", device="cpu")
+    b = OfflineAlgo.load(run_b / "checkpoint.zip", device="cpu")
+    for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
+        assert ka == kb and bool((va == vb).all()), f"{ka} differs after resuming"
