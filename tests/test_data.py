@@ -297,3 +297,24 @@ def test_batched_evaluation_matches_sequential_rollouts():
 def test_tiny_dataset_shapes():
     assert tiny_dataset("continuous").observation_shape == (11,)
     assert tiny_dataset("discrete").observation_shape == (4, 84, 84)
+
+
+@pytest.mark.filterwarnings("ignore::UserWarning")
+def test_minari_atari_frames_become_gray_84x84(tmp_path, monkeypatch):
+    import minari
+    from minari.data_collector import EpisodeBuffer
+
+    monkeypatch.setenv("MINARI_DATASETS_PATH", str(tmp_path))
+    rgb = np.zeros((6, 210, 160, 3), np.uint8)
+    rgb[:, :, :, 0] = np.arange(6)[:, None, None] * 40  # a different red level per frame
+    buf = EpisodeBuffer(observations=list(rgb), actions=[0, 1, 2, 3, 0], rewards=[1.0] * 5,
+                        terminations=[False] * 4 + [True], truncations=[False] * 5)
+    minari.create_dataset_from_buffers(
+        "atari/breakout/expert-v0", [buf], observation_space=gym.spaces.Box(0, 255, (210, 160, 3), np.uint8),
+        action_space=gym.spaces.Discrete(4), algorithm_name="test", author="offline-zoo", author_email="-",
+        description="test", code_permalink="-")
+    ds = load_dataset("breakout-medium", source="minari")
+    assert ds.observations.shape == (5, 84, 84) and ds.observations.dtype == np.uint8 and ds.frame_stack == 4
+    levels = ds.observations[:, 0, 0].astype(int)
+    assert (np.diff(levels) > 0).all()  # frame order kept, the final (action-less) frame dropped
+    assert ds.actions.tolist() == [0, 1, 2, 3, 0] and ds.episodes[0].terminated
