@@ -87,4 +87,16 @@ class LMBackedAlgo(SequenceAlgo):
         return c.lm if (c.pretrained or c.lm in ("embedded",)) else "gpt2"
 
     def _language_batch(self) -> torch.Tensor:
-        return self._language_corpus().next_batch().to(self.device, non_blocking=self.device.type == "cuda")
+        """The next ``(lm_batch_size, lm_block_size)`` token block batch on the device.
+
+        Blocks are gathered from the pre-tokenized array (no Python iterator, no DataLoader); on
+        CUDA they travel through the pinned, asynchronous stager like the RL batches.
+        """
+        tokens = self._language_corpus().next_batch()
+        if self._stager is not None:
+            return self._stager({"language_tokens": tokens.numpy()})["language_tokens"]
+        return tokens.to(self.device)
+
+    def language_loss_term(self) -> torch.Tensor:
+        """Language-model loss on the next token batch, through ``torch.compile`` when ``compile=True``."""
+        return self._compiled_fn("language_loss", self.model.language_loss)(self._language_batch())

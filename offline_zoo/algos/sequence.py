@@ -11,6 +11,13 @@ and which extra losses they add; this file holds the common loop, top to bottom:
 3. ``_predict``: the last K steps of every parallel episode (kept in a :class:`SequenceRolloutState`)
    -> one batched forward -> the action predicted at the last position. Returns-to-go drop by
    ``reward / rtg_scale`` after every step, as in the released evaluation loop.
+
+Speed (``docs/performance.md``; the helpers live in :mod:`offline_zoo.algos.fast`): fused AdamW,
+masked losses without boolean indexing (no host sync on a GPU), bf16 autocast
+(``precision="bf16"``), fast CPU dropout and attention kernels (``fast_kernels``), page-locked
+asynchronous batch copies on CUDA, optional ``torch.compile`` (``compile``), and for inference a
+cached copy of the model with LoRA merged and, in bf16, bf16 matmul weights (``fast_inference``).
+Inference stays an exact recompute of the K-step window (no key/value cache).
 """
 
 from __future__ import annotations
@@ -23,7 +30,8 @@ import torch
 import torch.nn.functional as F
 
 from ..data.samplers import WindowSampler
-from ..models import TrajectoryTransformer, TransformerSpec
+from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, has_lora
+from . import fast
 from .base import OfflineAlgo, RolloutState, Spec
 from .config import AlgoConfig
 
@@ -45,6 +53,16 @@ class SequenceConfig(AlgoConfig):
         action_head: ``"linear_tanh"``, ``"linear"`` or ``"mlp"`` (continuous); discrete tasks use logits.
         dropout: GPT-2 residual/embedding/attention dropout of the body.
         precision: ``"fp32"`` or ``"bf16"`` (autocast for training and inference).
+        fast_kernels: the training speed paths of :mod:`offline_zoo.algos.fast` and
+            ``_state_token_forward``: the last block computed only at the state tokens the loss
+            reads, GPT-2's GELU fused, and on CPU dropout from 16-bit random lanes (p realised to
+            1/65536), a leaner attention with that dropout, and glibc keeping freed memory.
+            False: the model's standard forward with torch's dropout and transformers' sdpa.
+        fast_inference: predict with a cached inference copy of the model (LoRA merged into the
+            weights; bf16 matmul weights under ``precision="bf16"``), rebuilt whenever the weights
+            change. Actions equal the training model's up to float rounding.
+        compile: ``torch.compile`` the training forward, the language loss and the inference copy
+            (off by default: worth it on a GPU; on CPU compilation takes minutes and gains nothing).
     """
 
     context_len: int = 20
@@ -57,6 +75,9 @@ class SequenceConfig(AlgoConfig):
     action_head: str = "linear_tanh"
     dropout: float = 0.1
     precision: str = "fp32"
+    fast_kernels: bool = True
+    fast_inference: bool = True
+    compile: bool = False
 
 
 class SequenceRolloutState(RolloutState):
@@ -114,6 +135,9 @@ class SequenceAlgo(OfflineAlgo):
     conditions_on_return = True
     #: preset of :func:`offline_zoo.models.spec_preset` style fields, set by subclasses
     embed_order: str = "dt"
+    #: set True in a subclass whose extra losses read ``out.hidden_states`` of every token (the fast
+    #: training forward computes the last block only at the state tokens the action loss reads)
+    needs_all_hidden_states: bool = False
 
     # -- model ---------------------------------------------------------------------------------
     def _make_body(self) -> torch.nn.Module:
@@ -144,13 +168,23 @@ class SequenceAlgo(OfflineAlgo):
         self.model = TrajectoryTransformer(self._make_body(), self._transformer_spec())
         self._prepare_body(self.model)
         self.model.to(self.device)
-        params = [p for p in self.model.parameters() if p.requires_grad]
         c = self.config
-        opt = torch.optim.AdamW(params, lr=c.learning_rate, weight_decay=c.weight_decay, eps=c.adam_eps)
+        if c.fast_kernels:
+            fast.enable_fast_training(self.model, cast_lora_inputs=False)
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        opt = fast.make_adamw(params, self.device, lr=c.learning_rate, weight_decay=c.weight_decay, eps=c.adam_eps)
         warmup = max(1, int(c.warmup_steps))
         self.optimizers = {"model": opt}
         self.schedulers = {"model": torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min((step + 1) / warmup, 1.0))}
         self._sampler: WindowSampler | None = None
+        self._stager = fast.PinnedStager(self.device) if self.device.type == "cuda" else None
+        self._inference: tuple[tuple, torch.nn.Module] | None = None  # (weights key, model)
+        self._weights_epoch = 0  # bumped by every optimizer step and load (fused AdamW bumps no version counter)
+        self._compiled: dict[str, Any] = {}
+
+    def _load_state_dict(self, state: dict[str, Any]) -> None:
+        super()._load_state_dict(state)
+        self._weights_epoch += 1
 
     def _max_ep_len(self) -> int:
         return self.task.max_ep_len if self.task is not None else 1000
@@ -160,6 +194,8 @@ class SequenceAlgo(OfflineAlgo):
 
     # -- training ------------------------------------------------------------------------------
     def _before_learn(self) -> None:
+        if self.config.fast_kernels and self.device.type == "cpu":
+            fast.tune_cpu_allocator()
         if self._sampler is None or self._sampler.dataset is not self.dataset:
             self._sampler = WindowSampler(
                 self.dataset, self.config.context_len, self._rtg_scale(), self._max_ep_len(),
@@ -168,23 +204,38 @@ class SequenceAlgo(OfflineAlgo):
             self._sampler.rng = self.rng  # one saved generator drives every draw
 
     def _batch_tensors(self, batch: dict[str, np.ndarray]) -> dict[str, torch.Tensor]:
-        dev = self.device
-        non_blocking = dev.type == "cuda"
-        return {k: torch.from_numpy(v).to(dev, non_blocking=non_blocking) for k, v in batch.items()}
+        """Numpy batch -> tensors on the device (CUDA: pinned, asynchronous copies)."""
+        if self._stager is not None:
+            return self._stager(batch)
+        return {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+
+    def _compiled_fn(self, name: str, fn):
+        """``fn`` itself, or (``compile=True``) its ``torch.compile`` version, built once."""
+        if not self.config.compile:
+            return fn
+        if name not in self._compiled:
+            self._compiled[name] = torch.compile(fn, dynamic=True)
+        return self._compiled[name]
 
     def _autocast(self):
         enabled = self.config.precision == "bf16"
         return torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=enabled)
 
     def action_loss(self, preds: torch.Tensor, b: dict[str, torch.Tensor]) -> torch.Tensor:
-        """MSE on real (unpadded) positions; cross-entropy for discrete actions."""
-        real = b["mask"].reshape(-1) > 0
+        """MSE on real (unpadded) positions; cross-entropy for discrete actions.
+
+        Padded positions are excluded with ``torch.where`` rather than boolean indexing (same
+        value, no data-dependent shapes, no host synchronisation on a GPU).
+        """
+        real = b["mask"] > 0  # (B, K)
+        n_real = real.sum().clamp_min(1)
         if self.spec.discrete:
-            logits = preds.reshape(-1, preds.shape[-1])[real].float()
-            return F.cross_entropy(logits, b["actions"].reshape(-1)[real])
-        pred = preds.reshape(-1, preds.shape[-1])[real].float()
-        target = b["actions"].reshape(-1, preds.shape[-1])[real]
-        return ((pred - target) ** 2).mean()
+            logits = preds.reshape(-1, preds.shape[-1]).float()
+            targets = b["actions"].reshape(-1).long().masked_fill(~real.reshape(-1), 0)
+            ce = F.cross_entropy(logits, targets, reduction="none")
+            return torch.where(real.reshape(-1), ce, 0.0).sum() / n_real
+        sq = (preds.float() - b["actions"]) ** 2
+        return torch.where(real[..., None], sq, 0.0).sum() / (n_real * preds.shape[-1])
 
     def extra_losses(self, out, b: dict[str, torch.Tensor]) -> dict[str, tuple[float, torch.Tensor]]:
         """Auxiliary losses as ``{name: (weight, loss)}``; ``weight * loss`` joins the action loss."""
@@ -193,8 +244,12 @@ class SequenceAlgo(OfflineAlgo):
     def _train_step(self) -> dict[str, Any]:
         self.model.train()
         b = self._batch_tensors(self._sampler.sample(self.config.batch_size))
+        if self._state_token_forward_applies():
+            forward = self._compiled_fn("state_token_forward", self._state_token_forward)
+        else:
+            forward = self._compiled_fn("forward", self.model)
         with self._autocast():
-            out = self.model(b["states"], b["actions"], b["returns_to_go"], b["timesteps"], b["mask"])
+            out = forward(b["states"], b["actions"], b["returns_to_go"], b["timesteps"], b["mask"])
             action_loss = self.action_loss(out.action_preds, b)
             extra = self.extra_losses(out, b)
             loss = action_loss
@@ -205,10 +260,79 @@ class SequenceAlgo(OfflineAlgo):
         loss.backward()
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         opt.step()
+        self._weights_epoch += 1
         self.schedulers["model"].step()
         metrics = {"loss": loss.detach(), "action_loss": action_loss.detach()}
         metrics.update({k: term.detach() for k, (_, term) in extra.items()})
         return metrics
+
+    def _body_supports_partial_last_block(self, model: torch.nn.Module) -> bool:
+        """Whether :meth:`_run_body` can drive this body (a plain GPT-2 stack, as in every agent here)."""
+        body = model.body
+        cfg = getattr(body, "config", None)
+        return (
+            all(hasattr(body, a) for a in ("h", "ln_f", "drop", "wpe"))
+            and len(body.h) > 0
+            and cfg is not None
+            and not getattr(cfg, "reorder_and_upcast_attn", False)
+            and not getattr(cfg, "add_cross_attention", False)
+            and not getattr(body, "gradient_checkpointing", False)
+        )
+
+    def _state_token_forward_applies(self) -> bool:
+        return self.config.fast_kernels and not self.needs_all_hidden_states and self._body_supports_partial_last_block(self.model)
+
+    @staticmethod
+    def _run_body(model, x: torch.Tensor, keep: torch.Tensor, rows: slice, rows_keep: torch.Tensor) -> torch.Tensor:
+        """GPT-2 over ``x`` (B, T, d), the last block only at the query positions ``rows``.
+
+        Every block but the last runs GPT-2's own modules on all tokens with the boolean mask
+        ``keep`` (B or 1, 1, T, T). The last block computes keys and values for all tokens but
+        queries, attention output, MLP and the final LayerNorm only at ``rows``, whose mask is
+        ``rows_keep``. Returns the final hidden states at ``rows``, those of the full body up to
+        float rounding.
+        """
+        body = model.body
+        B, T, d = x.shape
+        h = body.drop(x + body.wpe(torch.arange(T, device=x.device)[None]))
+        for block in body.h[:-1]:
+            h = block(h, None, keep)
+            if isinstance(h, tuple):
+                h = h[0]
+        block = body.h[-1]
+        attn = block.attn
+        q, k, v = attn.c_attn(block.ln_1(h)).split(d, dim=2)
+        heads, head_dim = attn.num_heads, attn.head_dim
+        q = q[:, rows]
+        n_rows = q.shape[1]
+        q = q.reshape(B, n_rows, heads, head_dim).transpose(1, 2)
+        k = k.reshape(B, T, heads, head_dim).transpose(1, 2)
+        v = v.reshape(B, T, heads, head_dim).transpose(1, 2)
+        dropout = attn.attn_dropout.p if attn.training else 0.0
+        a, _ = fast.fast_attention(attn, q, k, v, rows_keep, scaling=attn.scaling, dropout=dropout, is_causal=False)
+        h = h[:, rows] + attn.resid_dropout(attn.c_proj(a.reshape(B, n_rows, d)))
+        h = h + block.mlp(block.ln_2(h))
+        return body.ln_f(h)
+
+    def _state_token_forward(self, states, actions, returns_to_go, timesteps, attention_mask) -> TrajectoryOutput:
+        """The model's forward for training, without the last block's work on tokens no loss reads.
+
+        The action loss reads the final hidden state of the K state tokens only, so the last block
+        runs its queries, attention output, MLP and final LayerNorm only there (:meth:`_run_body`):
+        about 2/3 of the last block's work is skipped (a 3-layer DT: ~17% of the step). The action
+        predictions are those of ``model(...)`` up to float rounding (bitwise equal in tests);
+        ``hidden_states`` of the output is None (see ``needs_all_hidden_states``).
+        """
+        m = self.model
+        tok, x = m.embed(states, actions, returns_to_go, timesteps, attention_mask)
+        T = x.shape[1]
+        keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
+        if attention_mask is not None:
+            keys = (attention_mask > 0).repeat_interleave(3, dim=1)
+            keep = keep & keys[:, None, None, :]
+        rows = slice(1, T, 3)  # the state tokens
+        h = self._run_body(m, x, keep, rows, keep[:, :, rows, :])
+        return TrajectoryOutput(m.predict_action(h), tok, x, None)
 
     # -- inference -----------------------------------------------------------------------------
     def new_rollout_state(self, n: int, target_returns=None) -> SequenceRolloutState:
@@ -223,8 +347,31 @@ class SequenceAlgo(OfflineAlgo):
             target_returns, self._rtg_scale(), self._max_ep_len(),
         )
 
+    def inference_model(self) -> torch.nn.Module:
+        """The module ``predict`` runs: the model itself, or its cached fast inference copy.
+
+        With ``fast_inference`` a copy is made when it helps (LoRA adapters to merge, bf16 weights
+        to store, or ``compile``); it shares every tensor it does not change with the model and is
+        rebuilt whenever the model's weights change: after every training step and ``load`` (a
+        counter), and after in-place edits of parameters or buffers (torch's version counters,
+        storage pointers). Replacing ``algo.model`` wholesale is noticed too.
+        """
+        c = self.config
+        wants_copy = c.fast_inference and (has_lora(self.model) or c.precision == "bf16" or c.compile)
+        if not wants_copy:
+            self.model.eval()  # dropout off; _train_step switches back
+            return self.model
+        key = (c.precision, c.compile, str(self.device), self._weights_epoch, fast.weights_key(self.model))
+        if self._inference is None or self._inference[0] != key:
+            self._inference = None  # free the stale copy first
+            model = fast.inference_copy(self.model, merge_lora=True, bf16_weights=c.precision == "bf16")
+            if c.compile:
+                model = torch.compile(model, dynamic=True)
+            self._inference = (key, model)
+        return self._inference[1]
+
     def _predict(self, observations: np.ndarray, state: SequenceRolloutState | None) -> np.ndarray:
-        self.model.eval()  # dropout off; _train_step switches back
+        model = self.inference_model()
         if state is None:
             state = self.new_rollout_state(len(observations))
         if self.spec.image:
@@ -232,8 +379,11 @@ class SequenceAlgo(OfflineAlgo):
         else:
             state.push((observations - self.stats["state_mean"]) / self.stats["state_std"])
         dev = self.device
-        with self._autocast():
-            out = self.model(
+        # the whole K-step window is recomputed for every episode (no key/value cache: once the
+        # window slides, every remaining token's prefix changes); rows never interact, so the
+        # actions do not depend on which other episodes share the batch
+        with torch.inference_mode(), self._autocast():
+            out = model(
                 torch.from_numpy(state.states).to(dev),
                 torch.from_numpy(state.actions).to(dev),
                 torch.from_numpy(state.rtg[..., None]).to(dev),
