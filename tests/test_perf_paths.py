@@ -229,3 +229,12 @@ def test_action_loss_ignores_padding_without_indexing():
     torch.testing.assert_close(algo.action_loss(preds, b), expected)
     preds[b["mask"] == 0] = float("nan")  # whatever sits at padded positions never leaks in
     assert torch.isfinite(algo.action_loss(preds, b))
+
+
+@pytest.mark.slow
+def test_compile_paths_run():
+    """``compile=True`` trains and evaluates (minutes on CPU: compilation; meant for GPUs)."""
+    algo = LaMo(tiny_dataset(), **TINY_LM, compile=True, precision="bf16").learn(2, progress_bar=False)
+    assert all(np.isfinite(v) for v in algo.last_metrics.values())
+    result = algo.evaluate(n_episodes=1)
+    assert np.isfinite(result.score)
