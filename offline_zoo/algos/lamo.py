@@ -100,7 +100,7 @@ class LaMo(LMBackedAlgo):
     def extra_losses(self, out, b):
         if self.config.language_loss_coef <= 0:
             return {}
-        return {"language_loss": (self.config.language_loss_coef, self.model.language_loss(self._language_batch()))}
+        return {"language_loss": (self.config.language_loss_coef, self.language_loss_term())}
 
     @classmethod
     def tiny_config(cls, spec):

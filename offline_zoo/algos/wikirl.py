@@ -90,7 +90,7 @@ class WikiRL(LMBackedAlgo):
             weight = alignment_weight(self.num_steps + 1, base=c.alignment_coef, horizon=c.alignment_horizon) if c.alignment_anneal else c.alignment_coef
             losses["alignment_loss"] = (weight, alignment_loss(out.token_embeddings, self.model.token_centres, mode=c.alignment_mode))
         if c.lm_loss_coef > 0:
-            losses["lm_loss"] = (c.lm_loss_coef, self.model.language_loss(self._language_batch()))
+            losses["lm_loss"] = (c.lm_loss_coef, self.language_loss_term())
         return losses
 
     @classmethod
