@@ -82,9 +82,7 @@ def get_task(name: str | Task) -> Task:
     key = str(name).strip().lower()
     if key in _TASKS:
         return _TASKS[key]
-    close = difflib.get_close_matches(key, list(_TASKS), n=3, cutoff=0.5)
-    hint = f" Did you mean {', '.join(repr(c) for c in close)}?" if close else ""
-    raise KeyError(f"unknown task {name!r}.{hint} Known tasks: {', '.join(sorted(_TASKS))}")
+    raise KeyError(f"unknown task {name!r}.{closest(key, _TASKS)} Known tasks: {', '.join(sorted(_TASKS))}")
 
 
 def list_tasks(family: str | None = None) -> list[str]:

@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from .data.dataset import Dataset
+from .data.samplers import TransitionSampler
 
 __all__ = ["tiny_dataset", "TinyImageEnv", "check_algo"]
 
@@ -125,10 +126,8 @@ def check_algo(algo_class, dataset: Dataset, env_fn=None, n_steps: int = 3, over
 
 
 def _observations(dataset: Dataset, n: int) -> np.ndarray:
-    if dataset.frame_stack > 1:
-        idx = np.arange(n)
-        return np.stack([dataset.observations[np.maximum(idx - lag, 0)] for lag in range(dataset.frame_stack - 1, -1, -1)], axis=1)
-    return np.asarray(dataset.observations[:n])
+    """The first n observations as a policy sees them (frames stacked like the samplers do)."""
+    return TransitionSampler(dataset).transitions(np.arange(n))["observations"]
 
 
 def _fresh_state(algo, n):
