@@ -4,6 +4,12 @@
     >>> algo = LaMo("hopper-medium", ratio=0.1).learn()  # doctest: +SKIP
     >>> algo.evaluate().score  # doctest: +SKIP
 
+Every algorithm and task is registered by name:
+
+    >>> from offline_zoo import get_algo, get_task
+    >>> get_algo("lamo") is LaMo, get_task("hopper-medium").env_id
+    (True, 'Hopper-v5')
+
 Heavy dependencies (torch, transformers, d3rlpy) are imported on first use of a name that needs them.
 """
 

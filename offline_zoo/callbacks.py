@@ -1,7 +1,7 @@
 """Training callbacks in the Stable-Baselines3 spirit.
 
 A callback sees the algorithm after every gradient step and may stop training by returning False
-from :meth:`Callback.on_step`.
+from `Callback.on_step`.
 
     >>> from offline_zoo import DT
     >>> from offline_zoo.callbacks import EvalCallback, CheckpointCallback  # doctest: +SKIP
@@ -21,7 +21,24 @@ __all__ = ["Callback", "CallbackList", "EvalCallback", "CheckpointCallback", "St
 
 
 class Callback:
-    """Base class: override any of the hooks. ``on_step`` returning False stops training."""
+    """Base class: override any of the hooks. ``on_step`` returning False stops training.
+
+    Examples:
+        A callback that records the loss and stops after three steps:
+
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> class LossLog(Callback):
+        ...     def on_training_start(self, algo, n_steps):
+        ...         self.losses = []
+        ...     def on_step(self, algo):
+        ...         self.losses.append(algo.last_metrics["loss"])
+        ...         return algo.num_steps < 3
+        >>> log = LossLog()
+        >>> algo.learn(10, callback=log, progress_bar=False).num_steps, len(log.losses)
+        (3, 3)
+    """
 
     def on_training_start(self, algo: "OfflineAlgo", n_steps: int) -> None:
         """Called once when ``learn`` starts (``n_steps`` = steps of this call)."""
@@ -35,7 +52,20 @@ class Callback:
 
 
 class CallbackList(Callback):
-    """Runs several callbacks in order; training stops when any of them asks."""
+    """Runs several callbacks in order; training stops when any of them asks.
+
+    Every callback still sees the step on which one of them asks to stop. ``learn`` builds one
+    from a list of callbacks.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> steps = []
+        >>> both = CallbackList([LambdaCallback(lambda a: steps.append(a.num_steps)), LambdaCallback(lambda a: a.num_steps < 2)])
+        >>> algo.learn(5, callback=both, progress_bar=False).num_steps, steps
+        (2, [1, 2])
+    """
 
     def __init__(self, callbacks: Iterable[Callback]):
         self.callbacks = list(callbacks)
@@ -56,7 +86,20 @@ class CallbackList(Callback):
 
 
 class LambdaCallback(Callback):
-    """Wraps a plain function ``f(algo) -> bool | None`` called after every step."""
+    """Wraps a plain function ``f(algo) -> bool | None`` called after every step.
+
+    Returning False stops training; None (no return value) or anything else continues. ``learn``
+    wraps a plain function passed as ``callback`` in one.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> algo.learn(5, callback=LambdaCallback(lambda a: a.num_steps < 3), progress_bar=False).num_steps
+        3
+        >>> algo.learn(2, callback=lambda a: None, progress_bar=False).num_steps  # None: continue
+        5
+    """
 
     def __init__(self, fn: Callable[["OfflineAlgo"], Any]):
         self.fn = fn
@@ -66,7 +109,15 @@ class LambdaCallback(Callback):
 
 
 def as_callback(callback) -> Callback:
-    """None, a Callback, a function or a list of those -> one Callback."""
+    """None, a Callback, a function or a list of those -> one Callback.
+
+    Examples:
+        >>> [type(as_callback(c)).__name__ for c in (None, print, [None, print])]
+        ['CallbackList', 'LambdaCallback', 'CallbackList']
+        >>> ev = EvalCallback(100)
+        >>> as_callback(ev) is ev
+        True
+    """
     if callback is None:
         return CallbackList([])
     if isinstance(callback, Callback):
@@ -82,6 +133,30 @@ class EvalCallback(Callback):
     ``history`` is a list of ``{"step", "scores": {target: mean normalized}, "returns": {...}}``;
     the latest score is also shown by the progress bar. With ``best_model_path`` the best
     checkpoint (by ``result.score``) is saved.
+
+    Args:
+        eval_every: evaluate after every ``eval_every`` gradient steps.
+        n_episodes: episodes per target (None: ``config.eval_episodes``).
+        target_returns (float | Sequence[float] | None): return-to-go targets (None: the algorithm's defaults).
+        seed: reset seed of the first episode (the same initial states at every evaluation).
+        best_model_path: where to save the best algorithm so far (None: not saved).
+        verbose: accepted as in Stable-Baselines3; currently has no effect.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> ev = EvalCallback(2, n_episodes=1, best_model_path="best.zip")
+        >>> _ = algo.learn(4, callback=ev, progress_bar=False)
+        >>> [entry["step"] for entry in ev.history], sorted(ev.history[0]["scores"])
+        ([2, 4], ['1800', '3600'])
+        >>> import pathlib
+        >>> pathlib.Path("best.zip").is_file()
+        True
+        >>> EvalCallback(0)
+        Traceback (most recent call last):
+        ...
+        ValueError: eval_every=0 must be a positive number of steps
     """
 
     def __init__(self, eval_every: int, n_episodes: int | None = None, target_returns=None, seed: int = 0, best_model_path: str | Path | None = None, verbose: bool = False):
@@ -110,7 +185,26 @@ class EvalCallback(Callback):
 
 
 class CheckpointCallback(Callback):
-    """Save the algorithm every ``save_every`` steps to ``directory/<prefix>_<step>.zip`` (atomically)."""
+    """Save the algorithm every ``save_every`` steps to ``directory/<prefix>_<step>.zip`` (atomically).
+
+    Args:
+        save_every: save after every ``save_every`` gradient steps.
+        directory: folder of the checkpoints (created when needed).
+        prefix: start of the file names.
+        keep_last: keep only this many most recent checkpoints (None: keep all).
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> from pathlib import Path
+        >>> ckpt = CheckpointCallback(2, "ckpt", keep_last=1)
+        >>> _ = algo.learn(4, callback=ckpt, progress_bar=False)
+        >>> [p.name for p in ckpt.saved], sorted(p.name for p in Path("ckpt").iterdir())
+        (['checkpoint_4.zip'], ['checkpoint_4.zip'])
+        >>> DT.load("ckpt/checkpoint_4.zip").num_steps
+        4
+    """
 
     def __init__(self, save_every: int, directory: str | Path, prefix: str = "checkpoint", keep_last: int | None = None):
         if int(save_every) < 1:
@@ -133,7 +227,25 @@ class CheckpointCallback(Callback):
 
 
 class StopTrainingOnNoImprovement(Callback):
-    """Early stop: after ``patience`` evaluations of an :class:`EvalCallback` without a new best."""
+    """Early stop: after ``patience`` evaluations of an `EvalCallback` without a new best.
+
+    Put it after its `EvalCallback` in the callback list, so that it sees the evaluation of the
+    same step.
+
+    Args:
+        eval_callback: the callback whose ``history`` is watched.
+        patience: evaluations without improvement before training stops.
+        min_delta: a score must beat the best one by more than this to count as an improvement.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> ev = EvalCallback(2, n_episodes=1)
+        >>> stop = StopTrainingOnNoImprovement(ev, patience=1, min_delta=1e9)  # nothing improves by 1e9
+        >>> algo.learn(100, callback=[ev, stop], progress_bar=False).num_steps  # the 2nd evaluation stops it
+        4
+    """
 
     def __init__(self, eval_callback: EvalCallback, patience: int = 5, min_delta: float = 0.0):
         self.eval_callback = eval_callback

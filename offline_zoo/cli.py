@@ -56,7 +56,26 @@ def _data_parser() -> argparse.ArgumentParser:
 def data_main(argv: list[str] | None = None) -> int:
     """``zoo-data``: generate datasets, train behaviour policies, list what exists.
 
-    >>> data_main(["list"])  # doctest: +SKIP
+    Examples:
+        A small Reacher2d dataset (the default is the paper's 50 episodes), in ``./datasets``:
+
+        >>> data_main(["generate", "reacher2d-medium", "--episodes", "2", "--root", "datasets",
+        ...            "--no-progress"])  # doctest: +ELLIPSIS
+        wrote datasets/offline-zoo/reacher2d-medium-v0: 2 episodes, 200 transitions (...), return ...
+        load it with: load_dataset('reacher2d-medium', source='generated')
+        0
+        >>> data_main(["list"])          # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        task                    behaviour policy              generated dataset
+        halfcheetah-medium      37.6 normalized               ...
+        hopper-medium           47.8 normalized               ...
+        reacher2d-medium        24.1 normalized               ...
+        walker2d-medium         65.9 normalized               ...
+        0
+
+        Errors go to stderr, with exit status 2:
+
+        >>> data_main(["generate", "hopper-medium-replay"])   # "cannot generate 'hopper-medium-replay': ..."
+        2
     """
     args = _data_parser().parse_args(argv)
     from .data.dataset import DatasetError
@@ -148,8 +167,20 @@ def bench_main(argv: list[str] | None = None) -> int:
     ``zoo-bench report DIR [--markdown FILE] [--csv FILE] [--plots DIR]``; ``zoo-bench list``.
     The implementation lives in :mod:`offline_zoo.bench.command`; returns the exit status.
 
-    >>> bench_main(["--suite", "sparse", "--dry-run"])  # doctest: +SKIP
-    0
+    Examples:
+        The runs of Table 1, listed without running anything (a table of 189 lines, shortened here):
+
+        >>> bench_main(["--suite", "sparse", "--dry-run"])  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        suite sparse: Table 1: sparse-reward tasks (Kitchen, Reacher2d)
+        ...
+        189 runs (9 task/ratio rows x 7 algorithms x 3 seeds; rows may restrict algorithms); 0 already finished in runs/sparse
+        0
+        >>> bench_main(["list"])         # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        ablation-embedding      Figure 4: MLP embeddings vs linear projections  [...ablation-embedding.yaml]
+        ...
+        smoke                   Smoke suite (offline, tiny models, generated data)  [...smoke.yaml]
+        sparse                  Table 1: sparse-reward tasks (Kitchen, Reacher2d)  [...sparse.yaml]
+        0
     """
     from .bench.command import main
 
@@ -162,6 +193,23 @@ def lm_main(argv: list[str] | None = None) -> int:
     ``zoo-lm pretrain CORPUS OUT [--layers 3 --dim 128 --heads 1 --steps 1000 --tokenizer gpt2]
     [--shuffle-tokens] [--early-stop N] [--eval CORPUS]`` saves a directory that ``lm=OUT`` loads;
     ``zoo-lm train-embedded ...`` retrains the shipped embedded LM.
+
+    Examples:
+        Three steps of a one-layer, 8-dim LM on a small text file (the bar, the perplexities and
+        the sample vary):
+
+        >>> from pathlib import Path
+        >>> _ = Path("corpus.txt").write_text("The cat sat on the mat. " * 100)
+        >>> lm_main(["pretrain", "corpus.txt", "tiny-lm", "--layers", "1", "--dim", "8", "--heads", "1",
+        ...          "--steps", "3", "--block-size", "16", "--batch-size", "2", "--tokenizer", "embedded"])
+        ... # doctest: +ELLIPSIS
+        pre-training LM ...
+        saved tiny-lm: perplexity ... -> ...
+        sample: ...
+        0
+        >>> from offline_zoo.lm import load_language_model
+        >>> load_language_model("tiny-lm").config.n_embd
+        8
     """
     parser = argparse.ArgumentParser(prog="zoo-lm", description=lm_main.__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)

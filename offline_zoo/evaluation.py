@@ -33,9 +33,10 @@ class EvaluationResult:
     return-conditioned policies and ``None`` otherwise. ``score`` is the mean normalized score of the
     best target (what the LaMo paper reports); ``normalized`` is empty when no task is known.
 
-    >>> r = EvaluationResult({3600.0: np.array([1000.0])}, {3600.0: np.array([300])}, {3600.0: np.array([31.5])})
-    >>> r.score, r.best_target
-    (31.5, 3600.0)
+    Examples:
+        >>> r = EvaluationResult({3600.0: np.array([1000.0])}, {3600.0: np.array([300])}, {3600.0: np.array([31.5])})
+        >>> r.score, r.best_target
+        (31.5, 3600.0)
     """
 
     returns: dict[Any, np.ndarray]
@@ -45,13 +46,16 @@ class EvaluationResult:
     seed: int = 0
 
     def mean_return(self, target=NO_TARGET) -> float:
+        """Mean raw return over the episodes of one target (None: the single group)."""
         return float(np.mean(self.returns[target]))
 
     def mean_normalized(self, target=NO_TARGET) -> float:
+        """Mean normalized score over the episodes of one target (None: the single group)."""
         return float(np.mean(self.normalized[target]))
 
     @property
     def best_target(self):
+        """The target with the best mean normalized score (mean return without a task)."""
         table = self.normalized or self.returns
         return max(table, key=lambda t: float(np.mean(table[t])))
 
@@ -102,6 +106,27 @@ def run_episodes(
 
     ``target_returns=None`` runs one group for a policy without return conditioning.
     ``max_episode_steps`` caps an episode in addition to the environment's own time limit.
+    ``OfflineAlgo.evaluate`` calls it with the task's environment.
+
+    Args:
+        algo: the trained algorithm.
+        env_fn: builds one environment (called once per episode).
+        n_episodes: episodes per target.
+        target_returns: return-to-go targets (raw returns), or None.
+        seed: episode ``i`` of every target is reset with seed ``seed + i``.
+        task: the task whose reference scores normalize the returns (None: no normalized scores).
+        max_episode_steps: optional cap on the steps of an episode.
+        progress_bar: show a progress bar over finished episodes.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import TinyImageEnv, tiny_dataset
+        >>> algo = DT(tiny_dataset("discrete"), device="cpu", hidden_size=16, n_layer=1, context_len=4, target_returns=(10.0,))
+        >>> result = run_episodes(algo, TinyImageEnv, n_episodes=2, target_returns=[10.0, 5.0], max_episode_steps=4)
+        >>> {target: lengths.tolist() for target, lengths in result.lengths.items()}
+        {10.0: [4, 4], 5.0: [4, 4]}
+        >>> result.score is None  # no task: no normalized score
+        True
     """
     if int(n_episodes) < 1:
         raise ValueError(f"n_episodes={n_episodes!r} must be >= 1")

@@ -32,11 +32,22 @@ class Task:
         max_ep_len: size of the sequence models' timestep table (timesteps are clipped to it).
         rtg_scale: returns-to-go are divided by this before entering a sequence model.
         target_returns: the paper's evaluation targets (raw, unscaled returns), best first.
-        ref_min_score / ref_max_score: random and expert returns of the normalized score.
+        ref_min_score: return of a random policy (normalized score 0).
+        ref_max_score: return of an expert policy (normalized score 100).
         discrete: discrete (Atari) or continuous actions.
         sources: dataset sources that can provide this task, default first, mapped to the
             name of the dataset in that source (Minari id, D4RL file stem, d4rl-atari name...).
         family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"`` or ``"atari"``.
+        env_kwargs: extra keyword arguments of ``gymnasium.make`` for the evaluation environment.
+
+    Examples:
+        >>> task = get_task("hopper-medium")
+        >>> task.family, task.env_id, task.target_returns, task.default_source
+        ('mujoco', 'Hopper-v5', (3600.0, 2600.0, 2200.0, 1800.0), 'minari')
+        >>> round(task.normalized_score(1600.0), 1)
+        49.8
+        >>> task.normalized_score([-20.272305, 3234.3]).round(1).tolist()
+        [0.0, 100.0]
     """
 
     name: str
@@ -68,7 +79,30 @@ _TASKS: dict[str, Task] = {}
 
 
 def register_task(task: Task, overwrite: bool = False) -> Task:
-    """Add a task to the registry (users may register their own tasks and environments)."""
+    """Add a task to the registry (users may register their own tasks and environments).
+
+    Args:
+        task: the task; its ``name`` is the registry key.
+        overwrite: replace a registered task of the same name instead of raising ValueError.
+
+    Returns:
+        The task itself.
+
+    Examples:
+        >>> pendulum = Task(
+        ...     name="pendulum-demo", domain="pendulum", family="mujoco", env_id="Pendulum-v1",
+        ...     max_episode_steps=200, max_ep_len=200, rtg_scale=100.0, target_returns=(0.0,),
+        ...     ref_min_score=-1500.0, ref_max_score=0.0, sources={"generated": "pendulum-demo"},
+        ... )
+        >>> register_task(pendulum, overwrite=True) is pendulum
+        True
+        >>> get_task("pendulum-demo").normalized_score(-750.0)
+        50.0
+        >>> register_task(pendulum)
+        Traceback (most recent call last):
+        ...
+        ValueError: task 'pendulum-demo' is already registered (pass overwrite=True to replace it)
+    """
     if task.name in _TASKS and not overwrite:
         raise ValueError(f"task {task.name!r} is already registered (pass overwrite=True to replace it)")
     _TASKS[task.name] = task
@@ -76,7 +110,19 @@ def register_task(task: Task, overwrite: bool = False) -> Task:
 
 
 def get_task(name: str | Task) -> Task:
-    """Look a task up by name; an unknown name raises a KeyError that suggests the closest names."""
+    """Look a task up by name; an unknown name raises a KeyError that suggests the closest names.
+
+    Args:
+        name: a task name (case-insensitive), or a `Task`, which is returned as is.
+
+    Examples:
+        >>> get_task("Kitchen-Partial").max_episode_steps
+        280
+        >>> get_task("hoper-medium")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown task 'hoper-medium'. Did you mean 'hopper-medium', ...
+    """
     if isinstance(name, Task):
         return name
     key = str(name).strip().lower()
@@ -86,15 +132,26 @@ def get_task(name: str | Task) -> Task:
 
 
 def list_tasks(family: str | None = None) -> list[str]:
-    """Names of the registered tasks, optionally only those of one family (mujoco, kitchen, ...)."""
+    """Names of the registered tasks, sorted, optionally only those of one family (mujoco, kitchen, ...).
+
+    Args:
+        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"``, ``"atari"``; None lists every task.
+
+    Examples:
+        >>> list_tasks("kitchen")
+        ['kitchen-complete', 'kitchen-mixed', 'kitchen-partial']
+        >>> "hopper-medium-replay" in list_tasks()
+        True
+    """
     return sorted(n for n, t in _TASKS.items() if family is None or t.family == family)
 
 
 def normalized_score(task: str | Task, returns) -> np.ndarray | float:
     """Normalized score of raw episode returns on a task: 0 = random policy, 100 = expert.
 
-    >>> round(normalized_score("hopper-medium", 3234.3), 1)
-    100.0
+    Examples:
+        >>> round(normalized_score("hopper-medium", 3234.3), 1)
+        100.0
     """
     return get_task(task).normalized_score(returns)
 

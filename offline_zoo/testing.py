@@ -25,9 +25,36 @@ __all__ = ["tiny_dataset", "TinyImageEnv", "check_algo"]
 
 
 def tiny_dataset(kind: str = "continuous", n_episodes: int = 6, episode_len: int = 12, seed: int = 0) -> Dataset:
-    """A small random dataset: ``"continuous"`` has Hopper-v5's shapes and is bound to
-    ``hopper-medium``; ``"discrete"`` has Atari shapes (84x84 uint8 frames, 4 actions, frame stack 4)
-    and no task (evaluate it with :class:`TinyImageEnv`)."""
+    """A small random dataset for tests and examples.
+
+    ``"continuous"`` has Hopper-v5's shapes (11-dim observations, 3-dim actions) and is bound to
+    ``hopper-medium``; ``"discrete"`` has Atari shapes (84x84 uint8 frames, 4 actions, frame stack
+    4) and no task (evaluate it with `TinyImageEnv`). Every episode ends with a terminal except
+    the last one, which is cut by a time limit.
+
+    Args:
+        kind: ``"continuous"`` or ``"discrete"``.
+        n_episodes: number of episodes.
+        episode_len: steps per episode.
+        seed: seed of the random observations, actions and rewards.
+
+    Returns:
+        A `Dataset` of ``n_episodes * episode_len`` steps.
+
+    Examples:
+        >>> ds = tiny_dataset("continuous", n_episodes=3, episode_len=5)
+        >>> ds.observations.shape, ds.actions.shape, ds.task.name
+        ((15, 11), (15, 3), 'hopper-medium')
+        >>> ds.episode_lengths.tolist()
+        [5, 5, 5]
+        >>> atari = tiny_dataset("discrete", n_episodes=2)
+        >>> atari.observation_shape, atari.observations.dtype.name, atari.action_dim, atari.task
+        ((4, 84, 84), 'uint8', 4, None)
+        >>> tiny_dataset("images")
+        Traceback (most recent call last):
+        ...
+        ValueError: kind='images': use 'continuous' or 'discrete'
+    """
     rng = np.random.default_rng(seed)
     n = n_episodes * episode_len
     ends = np.zeros(n, dtype=bool)
@@ -48,7 +75,22 @@ def tiny_dataset(kind: str = "continuous", n_episodes: int = 6, episode_len: int
 
 
 class TinyImageEnv(gym.Env):
-    """A 10-step environment with Atari-shaped observations (4, 84, 84) uint8 and 4 actions."""
+    """A 10-step environment with Atari-shaped observations (4, 84, 84) uint8 and 4 actions.
+
+    Observations are random frames; action 1 is rewarded with 1, the others with 0. Use it as
+    ``env_fn`` to evaluate an algorithm trained on ``tiny_dataset("discrete")``.
+
+    Args:
+        episode_len: steps until the episode is truncated.
+
+    Examples:
+        >>> env = TinyImageEnv(episode_len=3)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, obs.dtype.name
+        ((4, 84, 84), 'uint8')
+        >>> [env.step(1)[1:4] for _ in range(3)]  # (reward, terminated, truncated)
+        [(1.0, False, False), (1.0, False, False), (1.0, False, True)]
+    """
 
     observation_space = gym.spaces.Box(0, 255, (4, 84, 84), np.uint8)
     action_space = gym.spaces.Discrete(4)
@@ -72,7 +114,22 @@ class TinyImageEnv(gym.Env):
 
 
 def check_algo(algo_class, dataset: Dataset, env_fn=None, n_steps: int = 3, overrides: dict[str, Any] | None = None) -> None:
-    """Raise AssertionError describing the first broken promise of ``algo_class`` on ``dataset``."""
+    """Check every promise of the `OfflineAlgo` interface; raise AssertionError at the first broken one.
+
+    The algorithm is built with its ``tiny_config`` on the CPU, so the check takes about a second.
+
+    Args:
+        algo_class (type): the algorithm class (a subclass of `OfflineAlgo`).
+        dataset: a small dataset to train on, e.g. `tiny_dataset`.
+        env_fn (Callable[[], gymnasium.Env] | None): builds the evaluation environment when ``dataset`` is not bound to a task.
+        n_steps: gradient steps of the first ``learn`` call.
+        overrides: config fields on top of ``algo_class.tiny_config(spec)``.
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> check_algo(DT, tiny_dataset("continuous"))  # returns None: every promise holds
+        >>> check_algo(DT, tiny_dataset("discrete"), env_fn=TinyImageEnv, overrides={"context_len": 2})
+    """
     from .algos.base import Spec
 
     spec = Spec(tuple(dataset.observation_shape), dataset.action_dim, dataset.discrete, dataset.task.name if dataset.task else None, dataset.observations.dtype == np.uint8)

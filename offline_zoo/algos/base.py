@@ -40,7 +40,20 @@ FORMAT_VERSION = 1
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else is checked and returned."""
+    """'auto' -> CUDA when available, else CPU; anything else is checked and returned.
+
+    Raises ValueError for a name torch does not know, or for CUDA when torch sees no GPU.
+
+    Examples:
+        >>> resolve_device("cpu")
+        device(type='cpu')
+        >>> resolve_device("auto").type in ("cpu", "cuda")
+        True
+        >>> resolve_device("gpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: device='gpu' is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'
+    """
     if str(device) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
@@ -54,7 +67,23 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
 
 @dataclass(frozen=True)
 class Spec:
-    """What a model needs to know about the data: shapes, action space and the task."""
+    """What a model needs to know about the data: shapes, action space and the task.
+
+    Attributes:
+        observation_shape: shape of one observation as the policy sees it (frames stacked).
+        action_dim: continuous: dimension of an action; discrete: number of actions.
+        discrete: discrete (Atari) or continuous actions.
+        task: name of the task the data is bound to, or None.
+        image: uint8 image observations (no state normalization).
+
+    Examples:
+        >>> Spec((11,), 3, False, "hopper-medium").action_space
+        'continuous'
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> DT(tiny_dataset("discrete"), device="cpu", target_returns=(10.0,)).spec
+        Spec(observation_shape=(4, 84, 84), action_dim=4, discrete=True, task=None, image=True)
+    """
 
     observation_shape: tuple[int, ...]
     action_dim: int  # continuous: dimension; discrete: number of actions
@@ -64,6 +93,7 @@ class Spec:
 
     @property
     def action_space(self) -> str:
+        """``"discrete"`` or ``"continuous"``."""
         return "discrete" if self.discrete else "continuous"
 
 
@@ -71,13 +101,29 @@ class RolloutState:
     """Per-episode context of a sequence model during a rollout (one row per parallel episode).
 
     ``OfflineAlgo.predict`` reads and extends it; after the environment step the caller reports the
-    rewards with :meth:`record_reward`; :meth:`subset` keeps only some episodes (finished ones leave).
+    rewards with `record_reward`; `subset` keeps only some episodes (finished ones leave).
+    ``algo.new_rollout_state(n, target)`` makes one.
+
+    Examples:
+        >>> import numpy as np
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4)
+        >>> state = algo.new_rollout_state(2, target_returns=3600.0)
+        >>> isinstance(state, RolloutState), len(state)
+        (True, 2)
+        >>> actions, state = algo.predict(np.zeros((2, 11)), state=state)
+        >>> state.record_reward(np.array([1.0, 0.5]))
+        >>> len(state.subset(np.array([1])))  # episode 0 finished
+        1
     """
 
     def record_reward(self, rewards: np.ndarray) -> None:  # pragma: no cover - interface
+        """Report the rewards of the step just taken, one per episode."""
         raise NotImplementedError
 
     def subset(self, indices: np.ndarray) -> "RolloutState":  # pragma: no cover - interface
+        """A state holding only the episodes at ``indices``."""
         raise NotImplementedError
 
     def __len__(self) -> int:  # pragma: no cover - interface
@@ -88,8 +134,8 @@ class OfflineAlgo:
     """Base class of every offline-zoo algorithm.
 
     Args:
-        task_or_dataset: a task name (``"hopper-medium"``), a :class:`~offline_zoo.tasks.Task`, or a
-            :class:`~offline_zoo.data.Dataset` (possibly bound to a task for evaluation and scoring).
+        task_or_dataset: a task name (``"hopper-medium"``), a `Task`, or a
+            `Dataset` (possibly bound to a task for evaluation and scoring).
         ratio: fraction of trajectories kept (seeded by ``seed``), in (0, 1].
         seed: seeds the trajectory subsample, the weights and the batch sampling.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
@@ -97,6 +143,39 @@ class OfflineAlgo:
             ``"generated"``); None = the task's default.
         config_file: YAML file with config values (flat, or sectioned like ``configs/<algo>.yaml``).
         **config_overrides: fields of the algorithm's config dataclass.
+
+    Examples:
+        Train a tiny DT on a small random dataset bound to ``hopper-medium``, act, evaluate in
+        the real environment, save and load:
+
+        >>> import numpy as np
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), seed=0, device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> algo
+        DT(task='hopper-medium', steps=0, device=cpu)
+        >>> algo.learn(5, progress_bar=False).num_steps
+        5
+        >>> sorted(algo.last_metrics)
+        ['action_loss', 'loss']
+        >>> actions, state = algo.predict(np.zeros((2, 11)))
+        >>> actions.shape, actions.dtype.name
+        ((2, 3), 'float32')
+        >>> result = algo.evaluate(n_episodes=1)
+        >>> sorted(result.returns)  # one group per return-to-go target of DT on hopper
+        [1800.0, 3600.0]
+        >>> path = algo.save("dt-hopper")
+        >>> path.name
+        'dt-hopper.zip'
+        >>> loaded = OfflineAlgo.load(path, device="cpu")
+        >>> type(loaded).__name__, loaded.num_steps
+        ('DT', 5)
+        >>> np.allclose(loaded.predict(np.zeros((2, 11)))[0], actions, atol=1e-6)
+        True
+
+        A full run on the real data (downloads it, or generates it locally):
+
+        >>> DT("hopper-medium", ratio=0.1, source="generated").learn()  # doctest: +SKIP
     """
 
     name: ClassVar[str] = "base"
@@ -223,8 +302,8 @@ class OfflineAlgo:
     def learn(self, n_steps: int | None = None, callback=None, progress_bar: bool = True, eval_every: int | None = None, log_every: int = 100) -> "OfflineAlgo":
         """Train for ``n_steps`` gradient steps (default ``config.n_steps``); continues on a second call.
 
-        ``callback``: a :class:`~offline_zoo.callbacks.Callback`, a function ``f(algo)`` or a list;
-        ``eval_every``: shorthand for an :class:`~offline_zoo.callbacks.EvalCallback`. Metrics are
+        ``callback``: a `Callback`, a function ``f(algo)`` or a list;
+        ``eval_every``: shorthand for an `EvalCallback`. Metrics are
         kept every ``log_every`` steps in ``algo.history["train"]``. Returns ``self``.
         """
         n = self.config.n_steps if n_steps is None else n_steps
@@ -308,7 +387,7 @@ class OfflineAlgo:
     def evaluate(self, n_episodes: int | None = None, target_returns=None, seed: int = 0, env_fn: Callable | None = None, progress_bar: bool = False) -> EvaluationResult:
         """Run ``n_episodes`` per return-to-go target in the task's real environment, all in one batch.
 
-        Returns an :class:`~offline_zoo.evaluation.EvaluationResult` with raw returns, lengths and
+        Returns an `EvaluationResult` with raw returns, lengths and
         normalized scores per target. ``env_fn`` builds the environment for datasets without a task.
         """
         n = n_episodes or self.config.eval_episodes

@@ -23,7 +23,16 @@ __all__ = ["AlgoConfig", "ConfigError", "resolve_config", "task_defaults"]
 
 
 class ConfigError(TypeError):
-    """Unknown or badly typed configuration field."""
+    """Unknown or badly typed configuration field (a ``TypeError``).
+
+    The message lists the valid fields and suggests the closest one.
+
+    Examples:
+        >>> resolve_config(AlgoConfig, "my-algo", None, {"bach_size": 8})
+        Traceback (most recent call last):
+        ...
+        offline_zoo.algos.config.ConfigError: unknown AlgoConfig field(s) 'bach_size' in keyword arguments. ('bach_size': did you mean 'batch_size'?) Valid fields: batch_size, eval_episodes, n_steps, target_returns
+    """
 
 
 @dataclass
@@ -35,6 +44,16 @@ class AlgoConfig:
         batch_size: samples (windows or transitions) per gradient step.
         eval_episodes: episodes per target in ``evaluate()`` without ``n_episodes``.
         target_returns: return-to-go targets evaluated by sequence models (None: the task's).
+
+    Examples:
+        An algorithm's config extends it with its own fields:
+
+        >>> from dataclasses import dataclass
+        >>> @dataclass
+        ... class MyConfig(AlgoConfig):
+        ...     learning_rate: float = 1e-3
+        >>> MyConfig(batch_size=32).to_dict()
+        {'n_steps': 100000, 'batch_size': 32, 'eval_episodes': 10, 'target_returns': None, 'learning_rate': 0.001}
     """
 
     n_steps: int = 100_000
@@ -43,6 +62,7 @@ class AlgoConfig:
     target_returns: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict."""
         return dataclasses.asdict(self)
 
 
@@ -55,7 +75,27 @@ def _yaml_file(algo_name: str) -> Path | None:
 
 
 def task_defaults(algo_name: str, task: Task | None, path: str | Path | None = None) -> dict[str, Any]:
-    """The merged per-task defaults of an algorithm's YAML file (``default`` < family < domain < task)."""
+    """The merged per-task defaults of an algorithm's YAML file (``default`` < family < domain < task).
+
+    Args:
+        algo_name: registry name of the algorithm; its file is ``offline_zoo/configs/<algo_name>.yaml``.
+        task: the task whose sections apply (None: only ``default``).
+        path: read this YAML file instead (sectioned like the shipped files, or a flat mapping).
+
+    Returns:
+        The merged values; empty when the algorithm has no YAML file.
+
+    Examples:
+        >>> from offline_zoo import get_task
+        >>> task_defaults("dt", get_task("hopper-medium"))["target_returns"]
+        [3600, 1800]
+        >>> task_defaults("dt", get_task("breakout-medium"))["context_len"]  # the atari section
+        30
+        >>> from pathlib import Path
+        >>> _ = Path("my.yaml").write_text("default: {batch_size: 8}\\nhopper: {batch_size: 4}\\n")
+        >>> task_defaults("dt", get_task("hopper-medium"), path="my.yaml")
+        {'batch_size': 4}
+    """
     file = Path(path) if path is not None else _yaml_file(algo_name)
     if file is None:
         return {}
@@ -73,7 +113,26 @@ def task_defaults(algo_name: str, task: Task | None, path: str | Path | None = N
 
 
 def resolve_config(config_class: type, algo_name: str, task: Task | None, overrides: Mapping[str, Any], config_file: str | Path | None = None):
-    """Build the config of an algorithm for a task; unknown keys raise :class:`ConfigError` listing valid ones."""
+    """Build the config of an algorithm for a task; unknown keys raise `ConfigError` listing valid ones.
+
+    Args:
+        config_class: the algorithm's config dataclass.
+        algo_name: registry name of the algorithm (selects ``configs/<algo_name>.yaml``).
+        task: the task whose YAML sections apply (None: only ``default``).
+        overrides: keyword values; they win over every file.
+        config_file: a user YAML file applied after the shipped defaults.
+
+    Examples:
+        >>> from dataclasses import dataclass
+        >>> from pathlib import Path
+        >>> from offline_zoo import get_task
+        >>> @dataclass
+        ... class MyConfig(AlgoConfig):
+        ...     learning_rate: float = 1e-3
+        >>> _ = Path("my.yaml").write_text("default: {learning_rate: 0.01}\\nmujoco: {batch_size: 32}\\n")
+        >>> resolve_config(MyConfig, "my-algo", get_task("hopper-medium"), {"batch_size": 8}, config_file="my.yaml")
+        MyConfig(n_steps=100000, batch_size=8, eval_episodes=10, target_returns=None, learning_rate=0.01)
+    """
     valid = {f.name for f in fields(config_class)}
     values: dict[str, Any] = {}
     for origin, layer in (

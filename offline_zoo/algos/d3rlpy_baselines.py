@@ -1,14 +1,21 @@
-"""The paper's value-based baselines, adapted from d3rlpy behind the :class:`OfflineAlgo` interface.
+"""The paper's value-based baselines, adapted from d3rlpy behind the `OfflineAlgo` interface.
 
     >>> from offline_zoo import CQL
     >>> algo = CQL("hopper-medium", ratio=0.1).learn()  # doctest: +SKIP
     >>> algo.evaluate().score  # doctest: +SKIP
 
-Six thin classes — :class:`CQL`, :class:`IQL`, :class:`TD3PlusBC`, :class:`BCQ`, :class:`NFQ`,
-:class:`BC` — share one adapter, :class:`D3rlpyAlgo`. The adapter never reimplements an algorithm:
+    On a tiny random dataset with tiny networks (seconds, no download):
 
-* **data**: the project's :class:`~offline_zoo.data.Dataset` becomes a d3rlpy ``ReplayBuffer`` of
-  episode *views* (:func:`to_d3rlpy_buffer`); Atari frames stay single ``uint8`` frames and are
+    >>> from offline_zoo.testing import tiny_dataset
+    >>> algo = CQL(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,), n_action_samples=2)
+    >>> algo.learn(2, progress_bar=False).num_steps
+    2
+
+Six thin classes — `CQL`, `IQL`, `TD3PlusBC`, `BCQ`, `NFQ`,
+`BC` — share one adapter, `D3rlpyAlgo`. The adapter never reimplements an algorithm:
+
+* **data**: the project's `Dataset` becomes a d3rlpy ``ReplayBuffer`` of
+  episode *views* (`to_d3rlpy_buffer`); Atari frames stay single ``uint8`` frames and are
   stacked per sampled transition, repeating the episode's first frame like the evaluation
   environment and the project's samplers do.
 * **training**: one ``learn`` step = one d3rlpy ``algo.update(batch)`` on a batch drawn by the
@@ -127,8 +134,14 @@ def set_d3rlpy_log_level(level: int | str) -> None:
     """Show d3rlpy's log messages from ``level`` up (default ``logging.WARNING``; its info messages
     on every build and fit are hidden). Only d3rlpy's logger is affected.
 
-    >>> import logging
-    >>> set_d3rlpy_log_level(logging.INFO)  # doctest: +SKIP
+    Examples:
+        >>> import logging
+        >>> set_d3rlpy_log_level(logging.INFO)  # show d3rlpy's info messages
+        >>> set_d3rlpy_log_level("warning")  # back to the default
+        >>> set_d3rlpy_log_level("loud")
+        Traceback (most recent call last):
+        ...
+        ValueError: level='loud' is not a logging level; use DEBUG, INFO, WARNING, ERROR or CRITICAL
     """
     global _LOG_LEVEL
     if isinstance(level, str):
@@ -154,12 +167,13 @@ class RepeatFirstFrameStackPicker:
     d3rlpy's ``FrameStackTransitionPicker`` pads with zeros instead. Frames are stored once as
     ``uint8`` and stacked only for the sampled transitions.
 
-    >>> import numpy as np
-    >>> Episode = _d3rlpy().dataset.Episode
-    >>> frames = np.arange(3, dtype=np.uint8)[:, None, None] * np.ones((3, 2, 2), np.uint8)
-    >>> ep = Episode(frames, np.zeros((3, 1), np.int64), np.zeros((3, 1), np.float32), terminated=True)
-    >>> RepeatFirstFrameStackPicker(4)(ep, 1).observation[:, 0, 0].tolist()
-    [0, 0, 0, 1]
+    Examples:
+        >>> import numpy as np
+        >>> Episode = _d3rlpy().dataset.Episode
+        >>> frames = np.arange(3, dtype=np.uint8)[:, None, None] * np.ones((3, 2, 2), np.uint8)
+        >>> ep = Episode(frames, np.zeros((3, 1), np.int64), np.zeros((3, 1), np.float32), terminated=True)
+        >>> RepeatFirstFrameStackPicker(4)(ep, 1).observation[:, 0, 0].tolist()
+        [0, 0, 0, 1]
     """
 
     def __init__(self, n_frames: int):
@@ -200,17 +214,18 @@ def to_d3rlpy_buffer(dataset: Dataset, warn: bool = True, rng: np.random.RandomS
     * Episodes of one truncated step therefore contribute no transition: they are counted in
       ``buffer.conversion_info`` and reported with a warning (``warn=False`` silences it).
     * Frame-stacked data (Atari: ``frame_stack=4``) keeps its single ``uint8`` frames and stacks
-      them per sampled transition with :class:`RepeatFirstFrameStackPicker`.
+      them per sampled transition with `RepeatFirstFrameStackPicker`.
     * ``rng``: a ``numpy.random.RandomState`` the buffer samples from, exactly as d3rlpy samples
       from the global one (``np.random.randint`` per transition); None = d3rlpy's global sampling.
 
-    Raises :class:`~offline_zoo.data.DatasetError` for a terminal flag inside an episode (it would
+    Raises `DatasetError` for a terminal flag inside an episode (it would
     be ignored) or a dataset without a single transition.
 
-    >>> from offline_zoo.testing import tiny_dataset
-    >>> buf = to_d3rlpy_buffer(tiny_dataset(n_episodes=2, episode_len=5))
-    >>> buf.transition_count, buf.conversion_info["truncated_last_steps"]
-    (9, 1)
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> buf = to_d3rlpy_buffer(tiny_dataset(n_episodes=2, episode_len=5))
+        >>> buf.transition_count, buf.conversion_info["truncated_last_steps"]
+        (9, 1)
     """
     d3 = _d3rlpy()
     starts, lengths = dataset.episode_starts, dataset.episode_lengths
@@ -311,8 +326,9 @@ class D3rlpyConfig(AlgoConfig):
         reward_multiplier: the ``multiplier`` of the return-based scaler (CORL: 1000 = episode length).
         adam_eps: epsilon of every Adam optimizer (d3rlpy's Atari reproductions: 1e-2 / 32).
 
-    >>> D3rlpyConfig(hidden_units=(64, 64)).batch_size is None  # None: d3rlpy's default
-    True
+    Examples:
+        >>> D3rlpyConfig(hidden_units=(64, 64)).batch_size is None  # None: d3rlpy's default
+        True
     """
 
     batch_size: int | None = None  # type: ignore[assignment]
@@ -337,19 +353,36 @@ class CQLConfig(D3rlpyConfig):
     """CQL (continuous: d3rlpy ``CQL``; discrete: ``DiscreteCQL``).
 
     Attributes:
-        actor_learning_rate, temp_learning_rate, alpha_learning_rate: continuous only
-            (``alpha_learning_rate=0`` keeps the conservative weight fixed, CORL's non-Lagrange CQL).
+        actor_learning_rate: continuous only: policy learning rate.
         critic_learning_rate: Q-function learning rate (discrete: DiscreteCQL's ``learning_rate``).
+        temp_learning_rate: continuous only: learning rate of the SAC temperature.
+        alpha_learning_rate: continuous only: learning rate of the conservative weight
+            (``alpha_learning_rate=0`` keeps it fixed, CORL's non-Lagrange CQL).
+        initial_temperature: continuous only, as in d3rlpy.
+        initial_alpha: continuous only, as in d3rlpy.
+        alpha_threshold: continuous only, as in d3rlpy.
         conservative_weight: weight of the conservative loss (discrete: DiscreteCQL's ``alpha``).
-        initial_temperature, initial_alpha, alpha_threshold, n_action_samples, tau, soft_q_backup,
-            max_q_backup: continuous only, as in d3rlpy.
+        n_action_samples: continuous only, as in d3rlpy.
+        tau: continuous only: target network update rate, as in d3rlpy.
         n_critics: Q-function ensemble size.
+        soft_q_backup: continuous only, as in d3rlpy.
+        max_q_backup: continuous only, as in d3rlpy.
         target_update_interval: discrete only: steps between hard target updates.
         q_function: discrete only: ``"mean"`` or ``"qr"`` (quantile regression, d3rlpy's Atari setting).
         n_quantiles: quantiles of the ``"qr"`` Q-function.
 
-    >>> from offline_zoo import CQL
-    >>> CQL("hopper-medium", conservative_weight=5.0)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo import CQL
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> CQL(tiny_dataset(), device="cpu", conservative_weight=5.0).d3rlpy_config.conservative_weight
+        5.0
+        >>> atari = CQL(tiny_dataset("discrete"), device="cpu", conservative_weight=2.0)
+        >>> type(atari.d3rlpy_algo).__name__, atari.d3rlpy_config.alpha  # renamed for DiscreteCQL
+        ('DiscreteCQL', 2.0)
+        >>> CQL(tiny_dataset("discrete"), device="cpu", initial_alpha=1.0)
+        Traceback (most recent call last):
+        ...
+        offline_zoo.algos.config.ConfigError: initial_alpha=1.0 does not apply to d3rlpy's DiscreteCQL (discrete actions); fields that apply: ...
     """
 
     actor_learning_rate: float | None = None
@@ -375,12 +408,18 @@ class IQLConfig(D3rlpyConfig):
     """IQL (d3rlpy ``IQL``; continuous actions only).
 
     Attributes:
-        actor_learning_rate, critic_learning_rate: learning rates (the critic's also trains V).
+        actor_learning_rate: policy learning rate.
+        critic_learning_rate: Q-function learning rate (it also trains V).
         actor_cosine_lr: cosine-anneal the actor learning rate to 0 over ``n_steps`` (IQL, CORL).
-        expectile, weight_temp, max_weight, tau, n_critics: as in d3rlpy (CORL: iql_tau, beta, 100).
+        expectile: expectile of the value loss (d3rlpy; CORL: ``iql_tau``).
+        weight_temp: inverse temperature of the advantage weights (d3rlpy; CORL: ``beta``).
+        max_weight: clip of the advantage weights (d3rlpy; CORL: 100).
+        tau: target network update rate, as in d3rlpy.
+        n_critics: Q-function ensemble size, as in d3rlpy.
 
-    >>> IQLConfig(expectile=0.9).actor_cosine_lr
-    False
+    Examples:
+        >>> IQLConfig(expectile=0.9).actor_cosine_lr
+        False
     """
 
     actor_learning_rate: float | None = None
@@ -397,8 +436,9 @@ class IQLConfig(D3rlpyConfig):
 class TD3PlusBCConfig(D3rlpyConfig):
     """TD3+BC (d3rlpy ``TD3PlusBC``; continuous actions only); fields as in d3rlpy.
 
-    >>> TD3PlusBCConfig(alpha=2.5).alpha
-    2.5
+    Examples:
+        >>> TD3PlusBCConfig(alpha=2.5).alpha
+        2.5
     """
 
     actor_learning_rate: float | None = None
@@ -416,15 +456,25 @@ class BCQConfig(D3rlpyConfig):
     """BCQ (continuous: d3rlpy ``BCQ``; discrete: ``DiscreteBCQ``).
 
     Attributes:
+        actor_learning_rate: continuous only: learning rate of the perturbation model.
         critic_learning_rate: Q-function learning rate (discrete: DiscreteBCQ's ``learning_rate``).
-        actor_learning_rate, imitator_learning_rate, imitator_hidden_units, lam, n_action_samples,
-            update_actor_interval, rl_start_step, tau: continuous only (VAE imitator + perturbation).
+        imitator_learning_rate: continuous only: learning rate of the VAE imitator.
+        imitator_hidden_units: continuous only: hidden layer sizes of the VAE imitator.
+        lam: continuous only: weight of the min/max mix of the critic ensemble, as in d3rlpy.
+        n_action_samples: continuous only: candidate actions sampled from the VAE per step.
         action_flexibility: continuous: perturbation range; discrete: imitator probability threshold.
         beta: continuous: VAE KL weight; discrete: imitator logit regularization weight.
-        n_critics, target_update_interval (discrete), q_function, n_quantiles (discrete): as in CQL.
+        update_actor_interval: continuous only, as in d3rlpy.
+        rl_start_step: continuous only: steps that train the imitator alone, as in d3rlpy.
+        tau: continuous only: target network update rate, as in d3rlpy.
+        n_critics: Q-function ensemble size.
+        target_update_interval: discrete only: steps between hard target updates.
+        q_function: ``"mean"`` or ``"qr"``, as in CQL.
+        n_quantiles: discrete only: quantiles of the ``"qr"`` Q-function.
 
-    >>> BCQConfig(action_flexibility=0.3, beta=0.01).beta
-    0.01
+    Examples:
+        >>> BCQConfig(action_flexibility=0.3, beta=0.01).beta
+        0.01
     """
 
     actor_learning_rate: float | None = None
@@ -448,8 +498,9 @@ class BCQConfig(D3rlpyConfig):
 class NFQConfig(D3rlpyConfig):
     """NFQ (d3rlpy ``NFQ``; discrete actions only): ``learning_rate``, ``n_critics``, ``q_function``.
 
-    >>> NFQConfig(learning_rate=5e-5).q_function is None  # d3rlpy's mean Q-function
-    True
+    Examples:
+        >>> NFQConfig(learning_rate=5e-5).q_function is None  # d3rlpy's mean Q-function
+        True
     """
 
     learning_rate: float | None = None
@@ -467,8 +518,9 @@ class BCConfig(D3rlpyConfig):
         policy_type: continuous only: ``"deterministic"`` (MSE, CORL) or ``"stochastic"``.
         beta: discrete only: logit regularization weight.
 
-    >>> BCConfig(policy_type="deterministic").learning_rate is None
-    True
+    Examples:
+        >>> BCConfig(policy_type="deterministic").learning_rate is None
+        True
     """
 
     learning_rate: float | None = None
@@ -478,16 +530,21 @@ class BCConfig(D3rlpyConfig):
 
 # --- the adapter -------------------------------------------------------------------------------
 class D3rlpyAlgo(OfflineAlgo):
-    """Shared adapter: a d3rlpy algorithm trained, evaluated and saved as an :class:`OfflineAlgo`.
+    """Shared adapter: a d3rlpy algorithm trained, evaluated and saved as an `OfflineAlgo`.
 
     Subclasses name the d3rlpy config class per action space (``d3rlpy_configs``) and, for the
     discrete variant, which of their fields d3rlpy spells differently (``discrete_renames``). Every
     config field that is not ``None`` and not interpreted by the adapter is passed to d3rlpy under
     its (renamed) name; a set field that the chosen d3rlpy algorithm does not have is an error.
 
-    >>> from offline_zoo import CQL
-    >>> algo = CQL("hopper-medium", ratio=0.1, seed=0)  # doctest: +SKIP
-    >>> algo.d3rlpy_algo  # the underlying d3rlpy object  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo import CQL
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = CQL(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,), n_action_samples=2)
+        >>> type(algo.d3rlpy_algo).__name__, algo.d3rlpy_config_class.__name__, algo.d3rlpy_config.batch_size
+        ('CQL', 'CQLConfig', 8)
+        >>> algo.learn(2, progress_bar=False).data_conversion["transitions"]  # 6 episodes of 12 steps, the last one cut
+        71
     """
 
     #: action space -> name of the d3rlpy config class in ``d3rlpy.algos``
@@ -715,8 +772,12 @@ class CQL(D3rlpyAlgo):
     """Conservative Q-Learning (Kumar et al. 2020): d3rlpy's ``CQL`` (continuous) or ``DiscreteCQL``
     (Atari: Nature CNN, quantile Q-function, frame stack 4).
 
-    >>> from offline_zoo import CQL
-    >>> CQL("hopper-medium", ratio=0.1).learn(1000, progress_bar=False).evaluate(n_episodes=2).score  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = CQL(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,), n_action_samples=2)
+        >>> "conservative_loss" in algo.learn(2, progress_bar=False).last_metrics
+        True
+        >>> CQL("hopper-medium", ratio=0.1).learn(1000, progress_bar=False).evaluate(n_episodes=2).score  # doctest: +SKIP
     """
 
     name = "cql"
@@ -735,8 +796,16 @@ class CQL(D3rlpyAlgo):
 class IQL(D3rlpyAlgo):
     """Implicit Q-Learning (Kostrikov et al. 2021): d3rlpy's ``IQL``; continuous actions only.
 
-    >>> from offline_zoo import IQL
-    >>> IQL("walker2d-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = IQL(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,), expectile=0.9)
+        >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
+        ['actor_loss', 'critic_loss', 'loss', 'q_loss', 'v_loss']
+        >>> IQL(tiny_dataset("discrete"))
+        Traceback (most recent call last):
+        ...
+        ValueError: IQL does not support discrete actions (task None); it supports: continuous. ...
+        >>> IQL("walker2d-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
     """
 
     name = "iql"
@@ -757,8 +826,13 @@ class IQL(D3rlpyAlgo):
 class TD3PlusBC(D3rlpyAlgo):
     """TD3+BC (Fujimoto & Gu 2021): d3rlpy's ``TD3PlusBC``; continuous actions only.
 
-    >>> from offline_zoo import TD3PlusBC
-    >>> TD3PlusBC("halfcheetah-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = TD3PlusBC(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,), alpha=2.5)
+        >>> actions, _ = algo.learn(2, progress_bar=False).predict(tiny_dataset().observations[:4])
+        >>> actions.shape
+        (4, 3)
+        >>> TD3PlusBC("halfcheetah-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
     """
 
     name = "td3+bc"
@@ -772,8 +846,14 @@ class BCQ(D3rlpyAlgo):
     """Batch-Constrained Q-learning (Fujimoto et al. 2019): d3rlpy's ``BCQ`` (continuous: VAE imitator
     + perturbation; its predictions sample candidates with a fixed seed) or ``DiscreteBCQ`` (Atari).
 
-    >>> from offline_zoo import BCQ
-    >>> BCQ("breakout-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = BCQ(tiny_dataset("discrete"), device="cpu", batch_size=2, cnn_feature_size=32)
+        >>> type(algo.d3rlpy_algo).__name__
+        'DiscreteBCQ'
+        >>> algo.learn(2, progress_bar=False).num_steps
+        2
+        >>> BCQ("breakout-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
     """
 
     name = "bcq"
@@ -799,8 +879,13 @@ class BCQ(D3rlpyAlgo):
 class NFQ(D3rlpyAlgo):
     """Neural Fitted Q Iteration (Riedmiller 2005): d3rlpy's ``NFQ``; discrete (Atari) actions only.
 
-    >>> from offline_zoo import NFQ
-    >>> NFQ("pong-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import TinyImageEnv, tiny_dataset
+        >>> algo = NFQ(tiny_dataset("discrete"), device="cpu", batch_size=2, cnn_feature_size=32)
+        >>> result = algo.learn(2, progress_bar=False).evaluate(n_episodes=1, env_fn=TinyImageEnv)
+        >>> list(result.returns), result.lengths[None].tolist()  # one group (no return conditioning), 10 steps
+        ([None], [10])
+        >>> NFQ("pong-medium", ratio=0.1).learn(1000, progress_bar=False)  # doctest: +SKIP
     """
 
     name = "nfq"
@@ -813,8 +898,13 @@ class NFQ(D3rlpyAlgo):
 class BC(D3rlpyAlgo):
     """Behaviour cloning: d3rlpy's ``BC`` (continuous, deterministic MSE policy) or ``DiscreteBC``.
 
-    >>> from offline_zoo import BC
-    >>> BC("kitchen-partial").learn(1000, progress_bar=False)  # doctest: +SKIP
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = BC(tiny_dataset(), device="cpu", batch_size=8, hidden_units=(16,))
+        >>> result = algo.learn(2, progress_bar=False).evaluate(n_episodes=2)  # in Hopper-v5
+        >>> len(result.returns[None]), result.score is not None
+        (2, True)
+        >>> BC("kitchen-partial").learn(1000, progress_bar=False)  # doctest: +SKIP
     """
 
     name = "bc"

@@ -28,8 +28,17 @@ class DTConfig(SequenceConfig):
 
     Attributes:
         hidden_size: n_embd of the GPT-2 body.
-        n_layer, n_head: depth and heads of the body.
+        n_layer: depth (transformer blocks) of the body.
+        n_head: attention heads of the body.
         activation: MLP activation of the body (``"relu"`` in the original).
+
+    Examples:
+        >>> cfg = DTConfig()
+        >>> cfg.hidden_size, cfg.n_layer, cfg.n_head, cfg.context_len
+        (128, 3, 1, 20)
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> DT(tiny_dataset(), device="cpu").config.target_returns  # configs/dt.yaml, hopper section
+        (3600, 1800)
     """
 
     hidden_size: int = 128
@@ -40,7 +49,23 @@ class DTConfig(SequenceConfig):
 
 @register_algo(aliases=("decision-transformer",))
 class DT(SequenceAlgo):
-    """Decision Transformer: a small GPT-2 trained from scratch on (R, s, a) sequences."""
+    """Decision Transformer: a small GPT-2 trained from scratch on (R, s, a) sequences.
+
+    Takes the arguments of `OfflineAlgo` and the fields of `DTConfig`.
+
+    Examples:
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> algo.learn(2, progress_bar=False).num_steps
+        2
+        >>> actions, state = algo.predict(tiny_dataset().observations[:3])
+        >>> actions.shape
+        (3, 3)
+        >>> DT(tiny_dataset(), device="cpu", hidden_size=10, n_head=4)
+        Traceback (most recent call last):
+        ...
+        ValueError: hidden_size=10 must be divisible by n_head=4
+    """
 
     name = "dt"
     config_class = DTConfig

@@ -1,43 +1,43 @@
 """Speed paths of the sequence agents (DT, Wiki-RL, LaMo): nothing here changes what is computed.
 
-Training (:func:`enable_fast_training`, with ``fast_kernels=True``):
+Training (`enable_fast_training`, with ``fast_kernels=True``):
 
 * **Dropout on CPU from 16-bit random lanes.** ``torch.nn.functional.dropout`` draws one
   Bernoulli per element from the CPU generator (about 10 ns per element on this project's CPUs,
-  as much as the matmuls of a small model). :func:`fast_dropout` cuts 64-bit words of the same
+  as much as the matmuls of a small model). `fast_dropout` cuts 64-bit words of the same
   torch generator into four 16-bit lanes and drops an element when its lane falls below
   ``round(p * 2**16)``: the same Bernoulli(p) dropout with ``p`` realised to 1/65536
   (|dp| <= 7.7e-6), several times cheaper, seeded and saved like everything else drawn from torch's
   generator. On CUDA (and under ``torch.compile``) torch's own dropout is used.
 * **Attention with that dropout.** With attention dropout, ``scaled_dot_product_attention`` on
   CPU falls back to its math path anyway (the fused CPU kernels have no dropout);
-  :func:`fast_attention` is that math path in fp32 with fewer passes over the T x T map (one
-  ``baddbmm`` for scale and mask, V pre-scaled by 1/(1-p)) and :func:`fast_dropout`. Without
+  `fast_attention` is that math path in fp32 with fewer passes over the T x T map (one
+  ``baddbmm`` for scale and mask, V pre-scaled by 1/(1-p)) and `fast_dropout`. Without
   dropout (evaluation) or off the CPU it calls transformers' sdpa attention unchanged.
-* **Fused GELU** (:func:`fuse_gelu`): GPT-2's ``gelu_new`` written as six elementwise ops becomes
+* **Fused GELU** (`fuse_gelu`): GPT-2's ``gelu_new`` written as six elementwise ops becomes
   transformers' one-kernel ``GELUTanh`` (same function, equal up to rounding).
 * **peft input casts.** Under bf16 autocast peft casts every LoRA input back to fp32 before the
   adapter's dropout (a full extra pass per adapter); the cast is switched off, autocast still
   runs the adapter matmuls in bf16 (same values: autocast rounds the fp32 copy to bf16 anyway).
-* **CPU allocator** (:func:`tune_cpu_allocator`): glibc serves every block above 32 MB with a
+* **CPU allocator** (`tune_cpu_allocator`): glibc serves every block above 32 MB with a
   fresh ``mmap`` and unmaps it on ``free``, so the large activations of a GPT-2 step (attention
   maps, language-model logits: gigabytes per step) are page-faulted in again at every step, which
   costs as much as the attention itself. Freed memory is kept for reuse instead (as CUDA's caching
   allocator does on a GPU); applied once per process when training starts on a CPU.
 
 The forward that skips the last block's work on tokens no loss reads lives in
-:class:`~offline_zoo.algos.sequence.SequenceAlgo` (``_state_token_forward``).
+`SequenceAlgo` (``_state_token_forward``).
 
-Optimizer: :func:`make_adamw` uses the fused AdamW kernel where the device has one (CPU and CUDA in
+Optimizer: `make_adamw` uses the fused AdamW kernel where the device has one (CPU and CUDA in
 torch >= 2.4; about 3x faster than the per-tensor loop on CPU), else the multi-tensor one.
 
-Inference (:func:`inference_copy`): a copy of the model for evaluation that shares every tensor it
+Inference (`inference_copy`): a copy of the model for evaluation that shares every tensor it
 does not change. LoRA adapters are merged into GPT-2's fused ``c_attn`` (one matmul instead of three
 plus six low-rank ones; equal up to float rounding) and, for bf16 inference, the matmul weights are
 stored in bf16 (autocast would round them to exactly these values on every call; storing them saves
 the cast and half the memory traffic, the results are identical).
 
-Batches to a GPU: :class:`PinnedStager` copies numpy batches through page-locked, multi-buffered
+Batches to a GPU: `PinnedStager` copies numpy batches through page-locked, multi-buffered
 host memory with ``non_blocking=True``, so sampling the next batch overlaps the running step.
 """
 
@@ -109,7 +109,8 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
     scaled by ``1 / (1 - p)``. Off the CPU, under ``torch.compile``, for ``p`` 0 or 1, or outside
     training it is exactly ``torch.nn.functional.dropout``.
 
-    Example:
+    Examples:
+        >>> import torch
         >>> x = torch.ones(100_000)
         >>> y = fast_dropout(x, 0.1)
         >>> abs(float((y == 0).float().mean()) - 0.1) < 0.01, abs(float(y.max()) - 1 / 0.9) < 1e-6
@@ -125,7 +126,18 @@ def fast_dropout(x: torch.Tensor, p: float, training: bool = True) -> torch.Tens
 
 
 class FastDropout(nn.Dropout):
-    """``nn.Dropout`` computed by :func:`fast_dropout` (same ``p`` / ``inplace`` attributes, no state)."""
+    """``nn.Dropout`` computed by `fast_dropout` (same ``p`` / ``inplace`` attributes, no state).
+
+    `enable_fast_training` turns every ``nn.Dropout`` of a model into one.
+
+    Examples:
+        >>> import torch
+        >>> drop = FastDropout(p=0.5)
+        >>> sorted(set(drop(torch.ones(10_000)).tolist()))  # dropped, or kept and scaled by 1 / (1 - p)
+        [0.0, 2.0]
+        >>> drop.eval()(torch.ones(3)).tolist()
+        [1.0, 1.0, 1.0]
+    """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.inplace:  # nobody in offline-zoo uses it; keep torch's semantics
@@ -147,7 +159,7 @@ def fast_attention(
     """Attention for transformers' ``AttentionInterface`` (registered as ``"offline_zoo_fast"``).
 
     With dropout on a CPU it computes, in fp32 whatever the autocast state: ``softmax(scale * Q K^T
-    + bias)``, then the dropout mask of :func:`fast_dropout`, then ``@ (V / (1 - p))`` (scaling V
+    + bias)``, then the dropout mask of `fast_dropout`, then ``@ (V / (1 - p))`` (scaling V
     instead of the T x T map: the same product, one pass fewer). ``bias`` is 0 where the boolean
     (or additive) mask of transformers' ``sdpa`` mask builder allows attention (causal when no
     mask is given) and the lowest fp32 value elsewhere, added inside the same ``baddbmm`` as the
@@ -156,6 +168,31 @@ def fast_attention(
     this avoids four casts of the T x T map per layer. Without dropout (evaluation), off the CPU,
     or under ``torch.compile`` it is transformers' ``sdpa_attention_forward`` unchanged.
     Returns ``(B, T, heads, head_dim)`` in the dtype of ``value``, and None.
+
+    Args:
+        module: the attention module (its ``training`` flag and ``is_causal`` are read).
+        query: ``(B, heads, T_q, head_dim)``.
+        key: ``(B, heads, T_k, head_dim)`` (or fewer heads, repeated: grouped-query attention).
+        value: same shape as ``key``.
+        attention_mask: boolean (True = attend) or additive mask broadcastable to
+            ``(B, heads, T_q, T_k)``; None: causal (or full, for a non-causal module).
+        scaling: factor of ``Q K^T`` (default ``head_dim ** -0.5``).
+        dropout: attention dropout probability.
+        is_causal: overrides ``module.is_causal`` when no mask is given.
+        **kwargs: passed on to transformers' sdpa attention.
+
+    Examples:
+        >>> import torch
+        >>> from transformers import GPT2Config, GPT2Model
+        >>> attn = GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=2)).h[0].attn
+        >>> q, k, v = torch.randn(3, 1, 2, 5, 4)  # (B, heads, T, head_dim) each
+        >>> ref = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True).transpose(1, 2)
+        >>> out, weights = fast_attention(attn.train(), q, k, v, None, dropout=0.1)
+        >>> out.shape, weights
+        (torch.Size([1, 5, 2, 4]), None)
+        >>> out, _ = fast_attention(attn.train(), q, k, v, None, dropout=1e-6)  # p realised to 0: nothing dropped
+        >>> torch.allclose(out, ref, atol=1e-5)
+        True
     """
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
@@ -218,6 +255,18 @@ def fuse_gelu(model: nn.Module) -> nn.Module:
 
     Same function (``0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))``), results equal up to float
     rounding (|diff| < 1e-6 on N(0, 9) inputs); about a fifth of GPT-2 small's CPU inference time.
+    Returns the model.
+
+    Examples:
+        >>> import torch
+        >>> from transformers import GPT2Config, GPT2Model
+        >>> body = GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1))
+        >>> before = body.h[0].mlp.act
+        >>> type(before).__name__, type(fuse_gelu(body).h[0].mlp.act).__name__
+        ('NewGELUActivation', 'GELUTanh')
+        >>> x = 3 * torch.randn(1000)
+        >>> bool((body.h[0].mlp.act(x) - before(x)).abs().max() < 1e-5)
+        True
     """
     from transformers.activations import GELUTanh, NewGELUActivation
 
@@ -231,11 +280,11 @@ def fuse_gelu(model: nn.Module) -> nn.Module:
 def enable_fast_training(model: nn.Module, cast_lora_inputs: bool = True) -> nn.Module:
     """Switch a model to the fast CPU training kernels, in place (see the module doc).
 
-    Every ``nn.Dropout`` becomes a :class:`FastDropout` (same ``p``), every GPT-2 body uses
-    :func:`fast_attention`, GPT-2's GELU is fused (:func:`fuse_gelu`), and with ``cast_lora_inputs=False`` peft's fp32 input casts are off.
+    Every ``nn.Dropout`` becomes a `FastDropout` (same ``p``), every GPT-2 body uses
+    `fast_attention`, GPT-2's GELU is fused (`fuse_gelu`), and with ``cast_lora_inputs=False`` peft's fp32 input casts are off.
     Parameters, buffers and the state dict are untouched. Returns the model.
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = enable_fast_training(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)))
         >>> type(body.h[0].attn.attn_dropout).__name__, body.config._attn_implementation
@@ -264,6 +313,11 @@ def tune_cpu_allocator() -> bool:
     memory is not returned to the OS). The process keeps its peak memory, as with CUDA's caching
     allocator. Returns whether the setting is active; a no-op (False) off glibc, or when the
     environment variable ``OFFLINE_ZOO_NO_MALLOC_TUNING=1`` is set.
+
+    Examples:
+        >>> active = tune_cpu_allocator()  # True on Linux with glibc
+        >>> tune_cpu_allocator() is active  # applied once per process
+        True
     """
     global _ALLOCATOR_TUNED
     if _ALLOCATOR_TUNED is not None:
@@ -286,8 +340,9 @@ def tune_cpu_allocator() -> bool:
 def make_adamw(params, device: torch.device, **kwargs) -> torch.optim.AdamW:
     """AdamW with the fused kernel where the device supports it, else the multi-tensor (foreach) one.
 
-    Example:
-        >>> opt = make_adamw([nn.Parameter(torch.zeros(3))], torch.device("cpu"), lr=1e-3)
+    Examples:
+        >>> import torch
+        >>> opt = make_adamw([torch.nn.Parameter(torch.zeros(3))], torch.device("cpu"), lr=1e-3)
         >>> opt.defaults["fused"] or opt.defaults["foreach"]
         True
     """
@@ -301,7 +356,19 @@ def make_adamw(params, device: torch.device, **kwargs) -> torch.optim.AdamW:
 def weights_key(model: nn.Module) -> tuple:
     """A key that changes when a parameter or buffer of ``model`` is edited in place (torch's
     version counters) or replaced (identity, storage). Fused optimizer kernels do NOT bump the
-    version counters: callers also key on their own count of optimizer steps."""
+    version counters: callers also key on their own count of optimizer steps.
+
+    Examples:
+        >>> import torch
+        >>> lin = torch.nn.Linear(2, 2)
+        >>> key = weights_key(lin)
+        >>> key == weights_key(lin)
+        True
+        >>> with torch.no_grad():
+        ...     _ = lin.weight.add_(1.0)
+        >>> key == weights_key(lin)
+        False
+    """
     return tuple((id(t), t.data_ptr(), t._version) for t in (*model.parameters(), *model.buffers()))
 
 
@@ -315,14 +382,14 @@ def inference_copy(model: nn.Module, merge_lora: bool = True, bf16_weights: bool
     """An evaluation-mode copy of ``model`` for fast inference; the original is not modified.
 
     * ``merge_lora``: LoRA adapters folded into the weights and Q/K/V fused back into GPT-2's
-      ``c_attn`` (:func:`offline_zoo.models.merge_lora`); outputs equal up to float rounding.
+      ``c_attn`` (`offline_zoo.models.merge_lora`); outputs equal up to float rounding.
     * ``bf16_weights``: weights and biases of Linear / Conv1D / Conv2d stored in bf16, for use
       under bf16 autocast (identical results: autocast rounds them to the same values).
 
     Tensors the copy does not change are shared with ``model`` (no extra memory); the copy must be
-    rebuilt after the model's weights change (:func:`weights_key` tells when).
+    rebuilt after the model's weights change (`weights_key` tells when).
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> from offline_zoo.models import apply_lora
         >>> body = apply_lora(GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=2, vocab_size=10)), rank=2)
@@ -367,6 +434,23 @@ class PinnedStager:
     ``stager(batch)`` writes each array into a pinned buffer of its shape and dtype and starts an
     asynchronous copy; a buffer is reused only after the copy issued from it ``slots`` calls earlier has
     finished (a CUDA event, four slots by default), so the CPU can prepare the next batch while the GPU works.
+
+    Args:
+        device: the CUDA device the batches go to.
+        slots: number of pinned buffer sets in rotation.
+
+    Examples:
+        Needs a GPU:
+
+        >>> import numpy as np, torch
+        >>> stager = PinnedStager(torch.device("cuda"))  # doctest: +SKIP
+        >>> batch = stager({"obs": np.zeros((64, 11), np.float32)})  # doctest: +SKIP
+        >>> batch["obs"].device, batch["obs"].shape  # doctest: +SKIP
+        (device(type='cuda', index=0), torch.Size([64, 11]))
+        >>> PinnedStager(torch.device("cpu"))
+        Traceback (most recent call last):
+        ...
+        ValueError: PinnedStager is for CUDA devices, got cpu
     """
 
     def __init__(self, device: torch.device, slots: int = 4):

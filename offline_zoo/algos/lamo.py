@@ -39,13 +39,20 @@ class LaMoConfig(LMBackedConfig):
 
     Attributes:
         finetune: ``"lora"`` (LaMo), ``"full"`` fine-tuning or ``"frozen"`` body (ablations).
-        lora_rank, lora_alpha, lora_dropout: adapter settings.
+        lora_rank: rank of the LoRA adapters.
+        lora_alpha: LoRA scaling numerator (the update is scaled by ``lora_alpha / lora_rank``).
+        lora_dropout: dropout on the adapters' input.
         lora_structure: ``"qkv"`` (three adapters, the released MuJoCo/Kitchen code) or ``"fused"``
             (one peft adapter on ``c_attn``, the released Atari code); None: by action space.
         train_attn_bias: train the ``c_attn`` bias with LoRA (released MuJoCo code: yes; Atari: no);
             None: by action space.
         language_loss_coef: lambda of the auxiliary language loss (0 disables it).
         use_position_embeddings: add GPT-2's wpe (released code: Atari only); None: by action space.
+
+    Examples:
+        >>> cfg = LaMoConfig()
+        >>> cfg.lm, cfg.finetune, cfg.lora_rank, cfg.embedding, cfg.language_loss_coef
+        ('gpt2', 'lora', 16, 'mlp', 0.1)
     """
 
     embedding: str = "mlp"
@@ -65,7 +72,26 @@ class LaMoConfig(LMBackedConfig):
 
 @register_algo
 class LaMo(LMBackedAlgo):
-    """LaMo: a pre-trained GPT-2 adapted with LoRA to offline RL, with an auxiliary language loss."""
+    """LaMo: a pre-trained GPT-2 adapted with LoRA to offline RL, with an auxiliary language loss.
+
+    Takes the arguments of `OfflineAlgo` and the fields of `LaMoConfig`.
+
+    Examples:
+        With the small pre-trained LM shipped with offline-zoo (no network needed):
+
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = LaMo(tiny_dataset(), device="cpu", lm="embedded", corpus="random", lm_block_size=8,
+        ...             lm_batch_size=1, context_len=4, batch_size=4)
+        >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
+        ['action_loss', 'language_loss', 'loss']
+        >>> counts = algo.parameter_counts()  # LoRA: the body is frozen but for the adapters and c_attn biases
+        >>> counts["lora"] > 0, counts["body_trainable"] < counts["body"]
+        (True, True)
+
+        The paper's setting (GPT-2 small from the Hugging Face hub, WikiText-103):
+
+        >>> LaMo("hopper-medium", ratio=0.1).learn()  # doctest: +SKIP
+    """
 
     name = "lamo"
     config_class = LaMoConfig

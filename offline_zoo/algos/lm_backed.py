@@ -31,10 +31,18 @@ class LMBackedConfig(SequenceConfig):
     Attributes:
         lm: hub name, local directory or ``"embedded"``.
         pretrained: load pre-trained weights (False: same architecture, random init).
-        n_layer, n_embd, n_head: size overrides (only with ``pretrained=False``).
+        n_layer: number of blocks (only with ``pretrained=False``).
+        n_embd: embedding size (only with ``pretrained=False``).
+        n_head: attention heads (only with ``pretrained=False``).
         corpus: ``"wikitext-103"``, a path to text, or ``"random"``.
         tokenizer: tokenizer name or directory (None: the LM's own; GPT-2's for hub names).
-        lm_batch_size, lm_block_size: token blocks per step and tokens per block.
+        lm_batch_size: token blocks per step of the language losses.
+        lm_block_size: tokens per block.
+
+    Examples:
+        >>> cfg = LMBackedConfig(lm="embedded")
+        >>> cfg.pretrained, cfg.corpus, cfg.lm_block_size
+        (True, 'wikitext-103', 1024)
     """
 
     lm: str = "gpt2"
@@ -49,7 +57,26 @@ class LMBackedConfig(SequenceConfig):
 
 
 class LMBackedAlgo(SequenceAlgo):
-    """A sequence agent whose body is a (pre-trained) GPT-2-architecture language model."""
+    """A sequence agent whose body is a (pre-trained) GPT-2-architecture language model.
+
+    The base class of `WikiRL` and `LaMo`: loads the body from ``config.lm`` and streams the
+    text corpus of the language losses.
+
+    Examples:
+        >>> from offline_zoo import LaMo
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = LaMo(tiny_dataset(), device="cpu", lm="gpt2", pretrained=False, n_layer=1, n_embd=16,
+        ...             n_head=2, corpus="random", lm_block_size=8, lm_batch_size=1, context_len=4)
+        >>> isinstance(algo, LMBackedAlgo), algo.model.body.config.n_layer
+        (True, 1)
+        >>> loss = algo.language_loss_term()  # next-token loss on a batch of random tokens
+        >>> loss.shape, bool(loss > 0)
+        (torch.Size([]), True)
+        >>> LaMo(tiny_dataset(), device="cpu", lm="gpt2", n_layer=1)  # sizes of a pre-trained LM are fixed
+        Traceback (most recent call last):
+        ...
+        ValueError: size overrides {'n_layer': 1} need pretrained=False: a pre-trained 'gpt2' has fixed sizes
+    """
 
     config_class = LMBackedConfig
 

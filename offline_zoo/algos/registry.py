@@ -1,7 +1,8 @@
 """Name -> algorithm class registry, so the benchmark and users can add algorithms without touching core code.
 
+Examples:
     >>> from offline_zoo import get_algo, list_algos
-    >>> get_algo("td3+bc").__name__  # doctest: +SKIP
+    >>> get_algo("td3+bc").__name__
     'TD3PlusBC'
 """
 
@@ -17,12 +18,41 @@ _ALIASES: dict[str, str] = {}
 
 
 def canonical_name(name: str) -> str:
-    """Lower-case, '+' -> 'plus', punctuation dropped: 'TD3+BC', 'td3_plus_bc', 'TD3PlusBC' -> 'td3plusbc'."""
+    """The registry key of a spelling: lower-case, '+' -> 'plus', punctuation dropped.
+
+    Examples:
+        >>> [canonical_name(n) for n in ("TD3+BC", "td3_plus_bc", "TD3PlusBC")]
+        ['td3plusbc', 'td3plusbc', 'td3plusbc']
+        >>> canonical_name("Wiki-RL")
+        'wikirl'
+    """
     return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("+", "plus"))
 
 
 def register_algo(cls=None, *, name: str | None = None, aliases: tuple[str, ...] = ()):
-    """Class decorator (or function) adding an algorithm under ``name`` (default ``cls.name``) and aliases."""
+    """Class decorator (or function) adding an algorithm under ``name`` (default ``cls.name``) and aliases.
+
+    The class name and every alias are looked up in any spelling (see `canonical_name`). Keep
+    ``name`` equal to the class's ``name`` attribute: saved files record ``cls.name``, and
+    ``OfflineAlgo.load`` finds the class by it.
+
+    Args:
+        cls (type | None): the class, when used as a plain decorator or function.
+        name: registry name (default: ``cls.name``, else the class name).
+        aliases: further names that find the class.
+
+    Returns the class itself (or, without ``cls``, a decorator that does).
+
+    Examples:
+        >>> from offline_zoo import DT
+        >>> @register_algo(aliases=("my-decision-transformer",))
+        ... class MyDT(DT):
+        ...     name = "my-dt"
+        >>> get_algo("My_Decision_Transformer") is MyDT, get_algo("mydt") is MyDT
+        (True, True)
+        >>> "my-dt" in list_algos()
+        True
+    """
 
     def add(c):
         key = name or getattr(c, "name", None) or c.__name__
@@ -35,7 +65,18 @@ def register_algo(cls=None, *, name: str | None = None, aliases: tuple[str, ...]
 
 
 def get_algo(name: str) -> type:
-    """The algorithm class registered under ``name`` (any spelling: 'td3+bc', 'TD3PlusBC', 'wiki-rl')."""
+    """The algorithm class registered under ``name`` (any spelling: 'td3+bc', 'TD3PlusBC', 'wiki-rl').
+
+    Raises KeyError, suggesting the closest names, for an unknown algorithm.
+
+    Examples:
+        >>> get_algo("TD3PlusBC") is get_algo("td3+bc"), get_algo("wiki-rl").__name__
+        (True, 'WikiRL')
+        >>> get_algo("lamoo")
+        Traceback (most recent call last):
+        ...
+        KeyError: "unknown algorithm 'lamoo'. Did you mean 'lamo'? Registered: dt, lamo, ...
+    """
     _load_builtins()
     key = _ALIASES.get(canonical_name(name))
     if key is None:
@@ -46,7 +87,12 @@ def get_algo(name: str) -> type:
 
 
 def list_algos() -> list[str]:
-    """Names of every registered algorithm."""
+    """Names of every registered algorithm: the built-in ones, then those added by `register_algo`.
+
+    Examples:
+        >>> list_algos()[:9]
+        ['dt', 'lamo', 'wikirl', 'cql', 'iql', 'td3+bc', 'bcq', 'nfq', 'bc']
+    """
     _load_builtins()
     return list(_ALGOS)
 

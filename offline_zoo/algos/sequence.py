@@ -3,16 +3,16 @@
 The three algorithm files (``dt.py``, ``wikirl.py``, ``lamo.py``) only say how their body is built
 and which extra losses they add; this file holds the common loop, top to bottom:
 
-1. ``_build``: body (from the subclass) + :class:`~offline_zoo.models.TrajectoryTransformer` +
+1. ``_build``: body (from the subclass) + `TrajectoryTransformer` +
    AdamW over the trainable parameters (one group) + linear warmup.
-2. ``_train_step``: K-step windows (:class:`~offline_zoo.data.WindowSampler`) -> action loss (MSE
+2. ``_train_step``: K-step windows (`WindowSampler`) -> action loss (MSE
    on real positions, or cross-entropy for discrete actions) + the subclass's extra losses ->
    clipped gradient step.
-3. ``_predict``: the last K steps of every parallel episode (kept in a :class:`SequenceRolloutState`)
+3. ``_predict``: the last K steps of every parallel episode (kept in a `SequenceRolloutState`)
    -> one batched forward -> the action predicted at the last position. Returns-to-go drop by
    ``reward / rtg_scale`` after every step, as in the released evaluation loop.
 
-Speed (``docs/performance.md``; the helpers live in :mod:`offline_zoo.algos.fast`): fused AdamW,
+Speed (``docs/performance.md``; the helpers live in `offline_zoo.algos.fast`): fused AdamW,
 masked losses without boolean indexing (no host sync on a GPU), bf16 autocast
 (``precision="bf16"``), fast CPU dropout and attention kernels (``fast_kernels``), page-locked
 asynchronous batch copies on CUDA, optional ``torch.compile`` (``compile``), and for inference a
@@ -46,14 +46,16 @@ class SequenceConfig(AlgoConfig):
 
     Attributes:
         context_len: K, timesteps per window (3K tokens).
-        learning_rate, weight_decay, adam_eps: AdamW over all trainable parameters (one group).
+        learning_rate: AdamW learning rate (one group: all trainable parameters).
+        weight_decay: AdamW weight decay.
+        adam_eps: AdamW epsilon.
         warmup_steps: linear learning-rate warmup, then constant.
         grad_clip: gradient-norm clipping.
         embedding: ``"linear"`` or ``"mlp"`` modality embeddings.
         action_head: ``"linear_tanh"``, ``"linear"`` or ``"mlp"`` (continuous); discrete tasks use logits.
         dropout: GPT-2 residual/embedding/attention dropout of the body.
         precision: ``"fp32"`` or ``"bf16"`` (autocast for training and inference).
-        fast_kernels: the training speed paths of :mod:`offline_zoo.algos.fast` and
+        fast_kernels: the training speed paths of `offline_zoo.algos.fast` and
             ``_state_token_forward``: the last block computed only at the state tokens the loss
             reads, GPT-2's GELU fused, and on CPU dropout from 16-bit random lanes (p realised to
             1/65536), a leaner attention with that dropout, and glibc keeping freed memory.
@@ -63,6 +65,14 @@ class SequenceConfig(AlgoConfig):
             change. Actions equal the training model's up to float rounding.
         compile: ``torch.compile`` the training forward, the language loss and the inference copy
             (off by default: worth it on a GPU; on CPU compilation takes minutes and gains nothing).
+
+    Examples:
+        >>> cfg = SequenceConfig(context_len=4)
+        >>> cfg.context_len, cfg.precision, cfg.batch_size
+        (4, 'fp32', 64)
+        >>> from offline_zoo import DT, LaMo, WikiRL
+        >>> all(issubclass(a.config_class, SequenceConfig) for a in (DT, LaMo, WikiRL))
+        True
     """
 
     context_len: int = 20
@@ -86,6 +96,20 @@ class SequenceRolloutState(RolloutState):
     Arrays hold one row per episode: ``states`` (n, K, *obs) normalized, ``actions`` (n, K, act)
     or (n, K), ``rtg`` (n, K) scaled, ``timesteps`` (n, K), ``n_real`` (n,) real steps in the window;
     ``next_rtg`` / ``t`` are the return-to-go and timestep of the coming step.
+    ``SequenceAlgo.new_rollout_state`` builds it for an algorithm.
+
+    Examples:
+        >>> import numpy as np
+        >>> st = SequenceRolloutState(2, K=3, obs_shape=(1,), obs_dtype=np.float32, act_shape=(1,),
+        ...                           act_dtype=np.float32, target_returns=[10.0, 20.0], rtg_scale=10.0, max_ep_len=100)
+        >>> st.push(np.array([[0.5], [1.5]]))
+        >>> st.rtg.tolist(), st.mask().tolist()
+        ([[0.0, 0.0, 1.0], [0.0, 0.0, 2.0]], [[0.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+        >>> st.record_reward([5.0, 5.0])
+        >>> st.next_rtg.tolist(), st.t.tolist()
+        ([0.5, 1.5], [1, 1])
+        >>> st.subset([1]).states[:, -1].tolist()
+        [[1.5]]
     """
 
     def __init__(self, n: int, K: int, obs_shape, obs_dtype, act_shape, act_dtype, target_returns, rtg_scale: float, max_ep_len: int):
@@ -112,6 +136,7 @@ class SequenceRolloutState(RolloutState):
         self.n_real = np.minimum(self.n_real + 1, self.K)
 
     def mask(self) -> np.ndarray:
+        """``(n, K)`` float mask: 1 at the real steps of each window, 0 at the left padding."""
         return (np.arange(self.K)[None, :] >= (self.K - self.n_real)[:, None]).astype(np.float32)
 
     def record_reward(self, rewards) -> None:
@@ -120,6 +145,7 @@ class SequenceRolloutState(RolloutState):
         self.t = self.t + 1
 
     def subset(self, indices) -> "SequenceRolloutState":
+        """A new state holding only the episodes at ``indices`` (copies)."""
         idx = np.asarray(indices, dtype=np.int64)
         new = object.__new__(SequenceRolloutState)
         new.K, new.rtg_scale, new.max_ep_len = self.K, self.rtg_scale, self.max_ep_len
@@ -129,11 +155,29 @@ class SequenceRolloutState(RolloutState):
 
 
 class SequenceAlgo(OfflineAlgo):
-    """Shared implementation of the return-conditioned trajectory transformers (see module doc)."""
+    """Shared implementation of the return-conditioned trajectory transformers (see module doc).
+
+    Subclasses build the body (``_make_body``), may adapt it (``_prepare_body``) and add losses
+    (`extra_losses`).
+
+    Examples:
+        A DT with an extra (made-up) penalty on the size of its action predictions:
+
+        >>> from offline_zoo import DT
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> class PenalizedDT(DT):
+        ...     def extra_losses(self, out, b):
+        ...         return {"l2": (0.01, out.action_preds.pow(2).mean())}
+        >>> algo = PenalizedDT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
+        >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
+        ['action_loss', 'l2', 'loss']
+        >>> algo.new_rollout_state(3).rtg.shape  # 3 episodes, K = 4
+        (3, 4)
+    """
 
     config_class = SequenceConfig
     conditions_on_return = True
-    #: preset of :func:`offline_zoo.models.spec_preset` style fields, set by subclasses
+    #: preset of `offline_zoo.models.spec_preset` style fields, set by subclasses
     embed_order: str = "dt"
     #: set True in a subclass whose extra losses read ``out.hidden_states`` of every token (the fast
     #: training forward computes the last block only at the state tokens the action loss reads)
@@ -267,7 +311,7 @@ class SequenceAlgo(OfflineAlgo):
         return metrics
 
     def _body_supports_partial_last_block(self, model: torch.nn.Module) -> bool:
-        """Whether :meth:`_run_body` can drive this body (a plain GPT-2 stack, as in every agent here)."""
+        """Whether `_run_body` can drive this body (a plain GPT-2 stack, as in every agent here)."""
         body = model.body
         cfg = getattr(body, "config", None)
         return (
@@ -318,7 +362,7 @@ class SequenceAlgo(OfflineAlgo):
         """The model's forward for training, without the last block's work on tokens no loss reads.
 
         The action loss reads the final hidden state of the K state tokens only, so the last block
-        runs its queries, attention output, MLP and final LayerNorm only there (:meth:`_run_body`):
+        runs its queries, attention output, MLP and final LayerNorm only there (`_run_body`):
         about 2/3 of the last block's work is skipped (a 3-layer DT: ~17% of the step). The action
         predictions are those of ``model(...)`` up to float rounding (bitwise equal in tests);
         ``hidden_states`` of the output is None (see ``needs_all_hidden_states``).

@@ -11,6 +11,7 @@ Two auxiliary losses, both switchable:
   ``lambda_1 = 0.1 * sigmoid((5000 - step) / 500 - 5)`` (0.05 at step 2500, ~0 by 5000).
 * **L_LM** (``lm_loss_coef``): next-token loss on text through the same body (co-training).
 
+Examples:
     >>> from offline_zoo import WikiRL
     >>> WikiRL("hopper-medium", ratio=0.1, lm="embedded").learn(100)  # doctest: +SKIP
 """
@@ -36,13 +37,20 @@ class WikiRLConfig(LMBackedConfig):
     """Wiki-RL config (defaults: the released MuJoCo scripts).
 
     Attributes:
-        resid_dropout, attn_dropout: body dropout (0.2 / 0.1 in the released code).
+        resid_dropout: residual dropout of the body (0.2 in the released code).
+        attn_dropout: attention dropout of the body (0.1 in the released code).
         extend_positions: use the pre-trained wpe as the timestep table (tiled past n_positions).
         alignment_coef: base weight lambda_1 of L_cos (0 disables it).
         alignment_anneal: anneal lambda_1 with the released sigmoid schedule over ``alignment_horizon``.
+        alignment_horizon: steps of the annealing schedule (lambda_1 is about 0 from there on).
         alignment_mode: ``"released"`` (per-dimension max of the released code) or ``"cosine"`` (paper Eq. 8).
         n_clusters: k-means centres of the token embeddings.
         lm_loss_coef: lambda_2 of the LM co-training loss (0 disables it).
+
+    Examples:
+        >>> cfg = WikiRLConfig()
+        >>> cfg.alignment_coef, cfg.lm_loss_coef, cfg.resid_dropout, cfg.n_clusters
+        (0.1, 0.0, 0.2, 1000)
     """
 
     weight_decay: float = 1e-4
@@ -61,7 +69,25 @@ class WikiRLConfig(LMBackedConfig):
 
 @register_algo(aliases=("wiki-rl", "wikipedia-rl"))
 class WikiRL(LMBackedAlgo):
-    """Wiki-RL: a fully fine-tuned pre-trained LM as DT body, with embedding alignment and LM co-training."""
+    """Wiki-RL: a fully fine-tuned pre-trained LM as DT body, with embedding alignment and LM co-training.
+
+    Takes the arguments of `OfflineAlgo` and the fields of `WikiRLConfig`.
+
+    Examples:
+        With the small pre-trained LM shipped with offline-zoo (no network needed), both auxiliary
+        losses on:
+
+        >>> from offline_zoo.testing import tiny_dataset
+        >>> algo = WikiRL(tiny_dataset(), device="cpu", lm="embedded", n_clusters=16, lm_loss_coef=0.2,
+        ...               corpus="random", lm_block_size=8, lm_batch_size=1, context_len=4, batch_size=4)
+        >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
+        ['action_loss', 'alignment_loss', 'lm_loss', 'loss']
+        >>> tuple(algo.model.token_centres.shape) == (16, algo.model.body.config.n_embd)
+        True
+        >>> counts = algo.parameter_counts()  # full fine-tuning
+        >>> counts["trainable"] == counts["total"]
+        True
+    """
 
     name = "wikirl"
     config_class = WikiRLConfig

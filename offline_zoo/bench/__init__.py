@@ -8,13 +8,15 @@
 * :mod:`~offline_zoo.bench.report` / :mod:`~offline_zoo.bench.plots` - tables (terminal, Markdown,
   CSV) beside the paper's values, and figures.
 
-    >>> from offline_zoo.bench import load_suite, run_suite, LocalExecutor   # doctest: +SKIP
-    >>> suite = load_suite("smoke")                                        # doctest: +SKIP
-    >>> run_suite(suite, "runs/smoke", executor=LocalExecutor(workers=2))  # doctest: +SKIP
-    >>> from offline_zoo.bench import build_report                         # doctest: +SKIP
-    >>> print(build_report("runs/smoke").markdown())                       # doctest: +SKIP
-
 Heavy libraries (torch, the algorithms, Ray, matplotlib) are imported only where needed.
+
+Examples:
+    >>> from offline_zoo.bench import load_suite, run_suite, LocalExecutor, build_report
+    >>> suite = load_suite("smoke")
+    >>> len(suite.expand())                    # 2 rows x 7 algorithms x 1 seed
+    14
+    >>> run_suite(suite, "runs/smoke", executor=LocalExecutor(workers=2))  # doctest: +SKIP
+    >>> print(build_report("runs/smoke").markdown())                       # doctest: +SKIP
 """
 
 from __future__ import annotations

@@ -34,6 +34,13 @@ examples:
 
 
 def run_parser() -> argparse.ArgumentParser:
+    """The parser of ``zoo-bench [run] --suite NAME ...`` (running a suite).
+
+    Examples:
+        >>> args = run_parser().parse_args(["--suite", "sparse", "--scale", "0.01", "--workers", "4"])
+        >>> args.suite, args.scale, args.workers, args.executor, args.resume
+        ('sparse', 0.01, 4, 'local', False)
+    """
     p = argparse.ArgumentParser(
         prog="zoo-bench",
         description="Run a benchmark suite (a table of the LaMo paper) with the paper's protocol; resumable and parallel. "
@@ -67,6 +74,13 @@ def run_parser() -> argparse.ArgumentParser:
 
 
 def report_parser() -> argparse.ArgumentParser:
+    """The parser of ``zoo-bench report DIR [DIR ...] ...`` (rendering results).
+
+    Examples:
+        >>> args = report_parser().parse_args(["runs/smoke", "runs/sparse", "--csv", "all.csv"])
+        >>> args.dirs, args.csv, args.markdown, args.plots
+        (['runs/smoke', 'runs/sparse'], 'all.csv', None, None)
+    """
     p = argparse.ArgumentParser(
         prog="zoo-bench report",
         description="Render the results of zoo-bench output directories: the table beside the paper's values (terminal), "
@@ -89,7 +103,30 @@ def _err(msg: str) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of ``zoo-bench``; returns the exit status."""
+    """Entry point of ``zoo-bench``; returns the exit status.
+
+    ``argv`` defaults to ``sys.argv[1:]``; ``report`` and ``list`` select the subcommands,
+    anything else runs a suite (``run`` may be written explicitly).
+
+    Examples:
+        List the runs of the smoke suite (two of its algorithms) without running anything:
+
+        >>> main(["--suite", "smoke", "--dry-run", "--algos", "DT", "CQL"])  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
+        suite smoke: Smoke suite (offline, tiny models, generated data)
+        ...
+        4 runs (2 task/ratio rows x 2 algorithms x 1 seeds; rows may restrict algorithms); 0 already finished in runs/smoke
+        0
+
+        Bad input is reported on stderr with exit status 2:
+
+        >>> main(["--suite", "smok"])       # "unknown suite 'smok'. Did you mean 'smoke', ...?"
+        2
+
+        Running it for real (a few minutes; see `offline_zoo.bench.runner.run_suite`):
+
+        >>> main(["--suite", "smoke", "--workers", "2"])  # doctest: +SKIP
+        0
+    """
     argv = list(sys.argv[1:] if argv is None else argv)
     from .suites import SuiteError
 

@@ -16,6 +16,7 @@
 All of them call :func:`offline_zoo.bench.runner.execute_run` and report progress events
 (``start`` / ``progress`` / ``end`` dicts) to a callback.
 
+Examples:
     >>> from offline_zoo.bench.executors import LocalExecutor
     >>> LocalExecutor(workers=2).describe()["workers"]
     2
@@ -45,7 +46,12 @@ Event = Callable[[dict], None]
 
 
 def available_cpus() -> int:
-    """CPU cores this process may use (its affinity mask)."""
+    """CPU cores this process may use (its affinity mask).
+
+    Examples:
+        >>> available_cpus() == len(os.sched_getaffinity(0))
+        True
+    """
     try:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover
@@ -53,7 +59,20 @@ def available_cpus() -> int:
 
 
 def local_gpus() -> list[str]:
-    """GPU ids visible here, without importing torch: ``$CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L``."""
+    """GPU ids visible here, without importing torch: ``$CUDA_VISIBLE_DEVICES`` or ``nvidia-smi -L``.
+
+    (When torch is already imported, ``torch.cuda.device_count()`` is asked instead of
+    ``nvidia-smi``.)
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"CUDA_VISIBLE_DEVICES": "0,2"}):
+        ...     local_gpus()
+        ['0', '2']
+        >>> with mock.patch.dict(os.environ, {"CUDA_VISIBLE_DEVICES": "-1"}):   # GPUs hidden
+        ...     local_gpus()
+        []
+    """
     env = os.environ.get("CUDA_VISIBLE_DEVICES")
     if env is not None:
         return [g.strip() for g in env.split(",") if g.strip() and g.strip() != "-1"]
@@ -180,6 +199,16 @@ class LocalExecutor:
         threads: torch threads per run (default: cores // workers, at least 1).
         keep_checkpoints: keep each finished run's ``checkpoint.zip``.
         gpus: GPU ids to spread the workers over (default: every visible GPU; none with device="cpu").
+
+    Examples:
+        >>> from offline_zoo.bench import load_suite, run_suite
+        >>> run_suite(load_suite("smoke"), "runs/smoke", executor=LocalExecutor(workers=2))  # doctest: +SKIP
+        >>> LocalExecutor(workers=2, threads=1, device="cpu").describe()
+        {'kind': 'local', 'workers': 2, 'threads_per_run': 1, 'device': 'cpu', 'gpus': []}
+        >>> LocalExecutor(workers=0)
+        Traceback (most recent call last):
+        ...
+        ValueError: workers=0 must be >= 1 (use InlineExecutor to run in this process)
     """
 
     def __init__(self, workers: int = 1, device: str = "auto", threads: int | None = None, keep_checkpoints: bool = True, gpus: Sequence[str] | None = None):
@@ -193,6 +222,7 @@ class LocalExecutor:
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
+        """The executor's settings (recorded in ``bench.json``)."""
         return {"kind": "local", "workers": self.workers, "threads_per_run": self.threads, "device": self.device, "gpus": self.gpus}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
@@ -275,7 +305,40 @@ class LocalExecutor:
 
 
 class InlineExecutor:
-    """Runs one after the other in this process (``--workers 0``): for debugging and notebooks."""
+    """Runs one after the other in this process (``--workers 0``): for debugging and notebooks.
+
+    Args:
+        device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
+        keep_checkpoints: keep each finished run's ``checkpoint.zip``.
+        threads: torch threads (None: leave as they are).
+
+    Examples:
+        A stand-in algorithm (see `offline_zoo.bench.runner.execute_run`):
+
+        >>> import sys, types
+        >>> class Toy:          # the interface a run uses; its "score" is its step count
+        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
+        ...         self.num_steps = 0
+        ...     def learn(self, n_steps, callback=None, progress_bar=False):
+        ...         self.num_steps += n_steps
+        ...     def evaluate(self, n_episodes=None, seed=0):
+        ...         return {"scores": {"none": float(self.num_steps)}}
+        ...     def save(self, path):
+        ...         Path(path).write_text(str(self.num_steps))
+        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
+        >>> sys.modules["toy_algos"].Toy = Toy
+
+        Its runs, one after the other, with the progress events they report:
+
+        >>> from offline_zoo.bench.protocol import Protocol
+        >>> from offline_zoo.bench.suites import RunSpec
+        >>> specs = [RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "toy_algos:Toy", seed, {}, "generated",
+        ...                  Protocol(steps=20, eval_every=10, last_steps=10)) for seed in (0, 1)]
+        >>> events = []
+        >>> outcomes = InlineExecutor(device="cpu").run(specs, "out", on_event=events.append)
+        >>> [o["status"] for o in outcomes.values()], [e["type"] for e in events][:4]
+        (['finished', 'finished'], ['start', 'progress', 'progress', 'end'])
+    """
 
     def __init__(self, device: str = "auto", keep_checkpoints: bool = True, threads: int | None = None):
         self.device = device
@@ -284,6 +347,7 @@ class InlineExecutor:
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
+        """The executor's settings (recorded in ``bench.json``)."""
         return {"kind": "inline", "device": self.device}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
@@ -348,7 +412,15 @@ class RayExecutor:
         cpus_per_run: CPUs reserved per run (also its torch threads).
         gpus_per_run: GPUs per run (None: 1 when the cluster has GPUs, else 0; fractions allowed).
         device: device inside the task (``"auto"``: the task's GPU when it has one).
+        keep_checkpoints: keep each finished run's ``checkpoint.zip``.
         init_kwargs: extra ``ray.init`` keywords when this executor starts Ray.
+
+    Examples:
+        >>> from offline_zoo.bench import load_suite, run_suite
+        >>> ray_ex = RayExecutor(address="auto", cpus_per_run=2)       # Ray is imported by run() only
+        >>> run_suite(load_suite("atari"), "runs/atari", executor=ray_ex)  # doctest: +SKIP
+        >>> ray_ex.describe()
+        {'kind': 'ray', 'address': 'auto', 'cpus_per_run': 2, 'gpus_per_run': None, 'device': 'auto'}
     """
 
     def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float | None = None, device: str = "auto", keep_checkpoints: bool = True, init_kwargs: dict | None = None):
@@ -361,6 +433,7 @@ class RayExecutor:
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
+        """The executor's settings (recorded in ``bench.json``)."""
         return {"kind": "ray", "address": self.address or os.environ.get("RAY_ADDRESS"), "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run, "device": self.device}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
@@ -432,7 +505,20 @@ def _progress_actor(ray):
 
 
 def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", keep_checkpoints: bool = True, ray_address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None):
-    """The executor behind ``zoo-bench --executor KIND --workers N``."""
+    """The executor behind ``zoo-bench --executor KIND --workers N``.
+
+    ``workers=0`` gives an `InlineExecutor`; ``kind="ray"`` checks that Ray is installed.
+
+    Examples:
+        >>> make_executor("local", workers=0).describe()
+        {'kind': 'inline', 'device': 'auto'}
+        >>> make_executor("local", workers=4, device="cpu").describe()["workers"]
+        4
+        >>> make_executor("slurm")
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown executor 'slurm': use 'local' or 'ray'
+    """
     if kind == "local":
         if int(workers) == 0:
             return InlineExecutor(device=device, keep_checkpoints=keep_checkpoints)

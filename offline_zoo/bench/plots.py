@@ -8,7 +8,10 @@
 * ``targets_<task>_r<ratio>.png``: every return-to-go target's curve of the return-conditioned
   algorithms (the curves behind "the best target").
 
-    >>> from offline_zoo.bench.report import build_report                # doctest: +SKIP
+Examples:
+    After ``zoo-bench --suite smoke`` (``zoo-bench report runs/smoke --plots plots/`` does the same):
+
+    >>> from offline_zoo.bench.report import build_report
     >>> plot_report(build_report("runs/smoke"), "plots/")                # doctest: +SKIP
     [PosixPath('plots/score_vs_ratio.png'), PosixPath('plots/curves_reacher2d-medium.png'), ...]
 """
@@ -57,7 +60,29 @@ def _save(fig, path: Path) -> Path:
 
 
 def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | None:
-    """Figure 3 style: score against sample ratio per task; returns the file (None: nothing to plot)."""
+    """Figure 3 style: score against sample ratio per task; returns the file (None: nothing to plot).
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.bench.report import build_report
+        >>> report = build_report("out")
+        >>> plot_score_vs_ratio(report, "plots/score_vs_ratio.png").stat().st_size > 0
+        True
+    """
     plt = _plt()
     tasks = list(dict.fromkeys(r.task for r in report.rows))
     tasks = [t for t in tasks if any((t, r.ratio, a) in report.cells for r in report.rows if r.task == t for a in report.algos)]
@@ -114,7 +139,33 @@ def _cell_curve(report: "Report", task: str, ratio: float, algo: str, target: st
 
 
 def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -> Path | None:
-    """Learning curves of one task, a panel per ratio (the cell's target; mean ± 0.5 std over seeds)."""
+    """Learning curves of one task, a panel per ratio (the cell's target; mean ± 0.5 std over seeds).
+
+    Returns the file, or None when the task has no finished run.
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.bench.report import build_report
+        >>> report = build_report("out")
+        >>> plot_learning_curves(report, "reacher2d-medium", "plots/curves.png").name
+        'curves.png'
+        >>> plot_learning_curves(report, "hopper-medium", "plots/none.png") is None
+        True
+    """
     plt = _plt()
     ratios = sorted({r.ratio for r in report.rows if r.task == task})
     ratios = [x for x in ratios if any((task, x, a) in report.cells for a in report.algos)]
@@ -151,7 +202,31 @@ def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -
 
 
 def plot_target_curves(report: "Report", task: str, ratio: float, path: str | os.PathLike) -> Path | None:
-    """Every return-to-go target's learning curve, a panel per return-conditioned algorithm."""
+    """Every return-to-go target's learning curve, a panel per return-conditioned algorithm.
+
+    Returns the file, or None when no algorithm of the cell has return-to-go targets.
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.bench.report import build_report
+        >>> report = build_report("out")
+        >>> plot_target_curves(report, "reacher2d-medium", 1.0, "plots/targets.png").name   # DT's 2 targets
+        'targets.png'
+    """
     plt = _plt()
     algos = []
     for a in report.algos:
@@ -185,7 +260,30 @@ def plot_target_curves(report: "Report", task: str, ratio: float, path: str | os
 
 
 def plot_report(report: "Report", directory: str | os.PathLike) -> list[Path]:
-    """Every figure of a report into ``directory``; returns the files written."""
+    """Every figure of a report into ``directory``; returns the files written.
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.bench.report import build_report
+        >>> report = build_report("out")
+        >>> [f.name for f in plot_report(report, "plots")]    # doctest: +NORMALIZE_WHITESPACE
+        ['score_vs_ratio.png', 'curves_reacher2d-medium.png', 'targets_reacher2d-medium_r0.1.png',
+         'targets_reacher2d-medium_r1.png']
+    """
     d = Path(directory)
     files = []
     f = plot_score_vs_ratio(report, d / "score_vs_ratio.png")

@@ -3,6 +3,7 @@
 On a terminal it is a rich live display (one bar for the suite, one per running run with its step
 and last evaluation score); elsewhere (CI logs, files) one line per finished run.
 
+Examples:
     >>> view = ProgressView(total=3, done=1, suite="smoke", enabled=False, say=print)
     >>> with view:
     ...     view.handle({"type": "start", "run_id": "a", "name": "reacher2d-medium 1 DT s0", "total": 100})
@@ -22,7 +23,27 @@ __all__ = ["ProgressView"]
 class ProgressView:
     """Consumes executor events (``start`` / ``progress`` / ``end``); see the module docstring.
 
-    ``enabled``: None = a live view when stdout is a terminal.
+    Args:
+        total: runs of the suite.
+        done: runs already finished (a resumed suite).
+        suite: the suite's name (shown in the live view).
+        enabled: a rich live view (True), one line per finished run through ``say`` (False), or
+            None: a live view when stdout is a terminal.
+        say: where the lines go when the live view is off.
+
+    Examples:
+        >>> lines = []
+        >>> view = ProgressView(total=3, done=1, enabled=False, say=lines.append)
+        >>> with view:
+        ...     view.handle({"type": "start", "run_id": "b", "name": "hopper-medium 0.1 CQL s0", "total": 100})
+        ...     view.handle({"type": "progress", "run_id": "b", "step": 50})
+        ...     view.running["b"]["step"], view.queued
+        (50, 1)
+        >>> with view:
+        ...     view.handle({"type": "end", "run_id": "b", "status": "failed", "error": "RuntimeError: NaN loss"})
+        ...     view.handle({"type": "end", "run_id": "b", "status": "failed"})    # repeated: ignored
+        >>> lines, view.failed
+        (['[2/3] failed  hopper-medium 0.1 CQL s0: RuntimeError: NaN loss'], 1)
     """
 
     def __init__(self, total: int, done: int = 0, suite: str = "", enabled: bool | None = None, say: Callable[[str], None] = print):
@@ -40,6 +61,7 @@ class ProgressView:
 
     @property
     def queued(self) -> int:
+        """Runs neither finished, failed nor running."""
         return max(0, self.total - self.done - self.failed - len(self.running))
 
     def _summary(self) -> str:

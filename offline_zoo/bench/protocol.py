@@ -15,6 +15,7 @@ each run use its own best target instead.
 Besides the protocol score, every run records the final evaluation and the best evaluation (CORL
 reports both "last" and "best checkpoint" scores).
 
+Examples:
     >>> p = Protocol(steps=100_000, eval_every=2_500, last_steps=20_000)
     >>> p.window
     (80000, 100000)
@@ -48,8 +49,9 @@ TARGET_SELECTIONS = ("cell", "run")
 def target_key(target: Any) -> str:
     """The string a return-to-go target is stored under in ``curve.json`` ("none" without targets).
 
-    >>> target_key(3600.0), target_key(None), target_key("76")
-    ('3600', 'none', '76')
+    Examples:
+        >>> target_key(3600.0), target_key(None), target_key("76")
+        ('3600', 'none', '76')
     """
     if target is None:
         return "none"
@@ -69,8 +71,9 @@ class Protocol:
         eval_episodes: episodes per return-to-go target and evaluation (None: the algorithm's
             ``config.eval_episodes``).
 
-    >>> Protocol(37_500, 2_500, 12_500).eval_steps[-5:]
-    [27500, 30000, 32500, 35000, 37500]
+    Examples:
+        >>> Protocol(37_500, 2_500, 12_500).eval_steps[-5:]
+        [27500, 30000, 32500, 35000, 37500]
     """
 
     steps: int = 100_000
@@ -115,8 +118,9 @@ class Protocol:
         Each is rounded and kept >= 1; the window keeps at least one evaluation interval (so it
         always holds the final evaluation) and never exceeds the run.
 
-        >>> Protocol(37_500, 2_500, 12_500).scaled(0.01)
-        Protocol(steps=375, eval_every=25, last_steps=125, eval_episodes=None)
+        Examples:
+            >>> Protocol(37_500, 2_500, 12_500).scaled(0.01)
+            Protocol(steps=375, eval_every=25, last_steps=125, eval_episodes=None)
         """
         f = float(factor)
         if not math.isfinite(f) or f <= 0:
@@ -129,8 +133,9 @@ class Protocol:
     def with_steps(self, steps: int) -> "Protocol":
         """Exactly ``steps`` training steps; the evaluation interval and window scale along.
 
-        >>> Protocol(100_000, 2_500, 20_000).with_steps(400)
-        Protocol(steps=400, eval_every=10, last_steps=80, eval_episodes=None)
+        Examples:
+            >>> Protocol(100_000, 2_500, 20_000).with_steps(400)
+            Protocol(steps=400, eval_every=10, last_steps=80, eval_episodes=None)
         """
         if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
             raise ValueError(f"steps={steps!r} must be a positive integer")
@@ -181,10 +186,11 @@ def score_run(curve: Sequence[Mapping[str, Any]], protocol: Protocol) -> dict[st
     - ``best_score`` / ``best_scores`` / ``best_steps``: the best evaluation of each target;
     - ``window``, ``n_window_evals``, ``n_evals``, ``last_step``.
 
-    >>> curve = [{"step": s, "scores": {"76": s / 10, "40": 5.0}} for s in (10, 20, 30, 40)]
-    >>> r = score_run(curve, Protocol(steps=40, eval_every=10, last_steps=20))
-    >>> r["target_scores"], r["score"], r["best_target"], r["final_score"]
-    ({'76': 3.5, '40': 5.0}, 5.0, '40', 5.0)
+    Examples:
+        >>> curve = [{"step": s, "scores": {"76": s / 10, "40": 5.0}} for s in (10, 20, 30, 40)]
+        >>> r = score_run(curve, Protocol(steps=40, eval_every=10, last_steps=20))
+        >>> r["target_scores"], r["score"], r["best_target"], r["final_score"]
+        ({'76': 3.5, '40': 5.0}, 5.0, '40', 5.0)
     """
     evals = _evaluations(curve)
     if not evals:
@@ -232,6 +238,15 @@ class CellScore:
     ``std`` is the population standard deviation (``numpy.std``, ddof 0) over seeds; ``target`` is
     the return-to-go target the cell reports ("none" for Markov policies; "per-run" when each run
     chose its own); ``final_*`` / ``best_*`` are the final and best-evaluation scores of that target.
+
+    Examples:
+        >>> runs = [{"target_scores": {"76": 30.0}, "final_scores": {"76": 31.0}},
+        ...         {"target_scores": {"76": 34.0}, "final_scores": {"76": 29.0}}]
+        >>> cell = aggregate_runs(runs, seeds=[0, 1])        # what a table cell shows
+        >>> cell.mean, cell.std, cell.n, cell.target, cell.final_mean, cell.best_mean
+        (32.0, 2.0, 2, '76', 30.0, None)
+        >>> cell.to_dict()["per_seed"]
+        [30.0, 34.0]
     """
 
     mean: float
@@ -263,13 +278,14 @@ def aggregate_runs(results: Sequence[Mapping[str, Any]], seeds: Sequence[int] | 
     score among the targets every run has, then report that target for every seed.
     ``"run"``: each run contributes its own best target's score.
 
-    >>> a = {"target_scores": {"76": 30.0, "40": 20.0}, "final_scores": {"76": 31.0, "40": 19.0}, "best_scores": {"76": 40.0, "40": 25.0}}
-    >>> b = {"target_scores": {"76": 10.0, "40": 24.0}, "final_scores": {"76": 11.0, "40": 23.0}, "best_scores": {"76": 12.0, "40": 30.0}}
-    >>> c = aggregate_runs([a, b], seeds=[0, 1])
-    >>> c.target, c.mean, c.std   # "76": mean 20.0 < "40": mean 22.0
-    ('40', 22.0, 2.0)
-    >>> aggregate_runs([a, b], target_selection="run").mean  # 30 and 24
-    27.0
+    Examples:
+        >>> a = {"target_scores": {"76": 30.0, "40": 20.0}, "final_scores": {"76": 31.0, "40": 19.0}, "best_scores": {"76": 40.0, "40": 25.0}}
+        >>> b = {"target_scores": {"76": 10.0, "40": 24.0}, "final_scores": {"76": 11.0, "40": 23.0}, "best_scores": {"76": 12.0, "40": 30.0}}
+        >>> c = aggregate_runs([a, b], seeds=[0, 1])
+        >>> c.target, c.mean, c.std   # "76": mean 20.0 < "40": mean 22.0
+        ('40', 22.0, 2.0)
+        >>> aggregate_runs([a, b], target_selection="run").mean  # 30 and 24
+        27.0
     """
     if target_selection not in TARGET_SELECTIONS:
         raise ValueError(f"target_selection={target_selection!r}; use one of {', '.join(TARGET_SELECTIONS)}")

@@ -8,6 +8,9 @@ seeds of the runs' protocol scores (:mod:`offline_zoo.bench.protocol`), with the
 (generated / Minari / D4RL), the hardware and the versions. A second table gives the final and
 best evaluation scores (CORL reports both).
 
+Examples:
+    After ``zoo-bench --suite smoke`` (see `build_report` for a runnable example):
+
     >>> rep = build_report("runs/smoke")                               # doctest: +SKIP
     >>> print(rep.markdown())                                          # doctest: +SKIP
     >>> rep.write_csv("smoke.csv")                                     # doctest: +SKIP
@@ -50,6 +53,14 @@ def load_reference(path: str | os.PathLike | None = None) -> dict[str, Any]:
 
     ``path``: a YAML file in the format of ``benchmarks/paper_results.yaml`` (default: that file,
     found next to the suites); returns ``{}`` when there is none.
+
+    Examples:
+        >>> tables = load_reference()
+        >>> sorted(tables)
+        ['table15_16_pretraining', 'table1_sparse', 'table2_atari', 'table3_mujoco']
+        >>> t = tables["table1_sparse"]
+        >>> t["algos"][:3], t["values"][("reacher2d-medium", 1.0, "lamo")]     # (mean, std)
+        (['LaMo', 'DT', 'Wiki-RL'], (33.0, 8.3))
     """
     p = find_reference(path)
     if p is None:
@@ -112,7 +123,39 @@ class Row:
 
 @dataclass
 class Report:
-    """A suite's results in one output directory, aggregated (see the module docstring)."""
+    """A suite's results in one output directory, aggregated (see the module docstring).
+
+    Made by `build_report`; ``cells`` maps ``(task, ratio, algo label)`` to a
+    `CellScore`, ``paper`` the same keys to the published
+    ``(mean, std)``.
+
+    Examples:
+        An output directory with made-up results (two algorithms, two ratios, two seeds):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> report = build_report("out")
+        >>> cell = report.cells[("reacher2d-medium", 0.1, "DT")]     # best target per cell
+        >>> cell.target, cell.mean, cell.std, report.counts()["finished"]
+        ('40', 12.5, 0.0, 8)
+        >>> report.table_rows()      # doctest: +NORMALIZE_WHITESPACE
+        [['reacher2d-medium', '0.1', '12.5 ± 0.0', '2.5 ± 0.0'],
+         ['reacher2d-medium', '1', '25.5 ± 0.5', '25.0 ± 0.0'],
+         ['**Average**', '', '19.0', '13.8']]
+        >>> print(report.csv().splitlines()[1])
+        demo,,reacher2d-medium,0.1,DT,2,0 1,40,12.5,0.0,15.0,0.0,15.0,0.0,,,
+    """
 
     out: Path
     bench: dict
@@ -526,7 +569,40 @@ def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = N
 
     ``reference``: the YAML with the published tables (default ``benchmarks/paper_results.yaml``);
     the suite's ``reference`` key picks the table. ``target_selection``: ``cell`` / ``run`` (default:
-    the suite's).
+    the suite's). ``use_reference=False`` leaves the published values out.
+
+    Examples:
+        An output directory with made-up results (what ``zoo-bench`` writes, without training):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> print(build_report("out").markdown())      # doctest: +ELLIPSIS
+        ## demo (suite `demo`)
+        <BLANKLINE>
+        | Task | Ratio | DT | CQL |
+        | --- | ---: | ---: | ---: |
+        | reacher2d-medium | 0.1 | 12.5 ± 0.0 | 2.5 ± 0.0 |
+        | reacher2d-medium | 1 | 25.5 ± 0.5 | 25.0 ± 0.0 |
+        | **Average** |  | 19.0 | 13.8 |
+        <BLANKLINE>
+        Normalized score (0 = random, 100 = expert), mean ± std (population) over seeds 0, 1; ...
+        >>> build_report("out", target_selection="run").cells[("reacher2d-medium", 0.1, "DT")].mean
+        12.5
+        >>> build_report("elsewhere")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: elsewhere does not exist: give the --out directory of a zoo-bench run
     """
     out = Path(out)
     bench = read_json(out / BENCH_FILE)
@@ -569,7 +645,29 @@ zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --pl
 
 def render_document(reports: Sequence[Report], command: Sequence[str] | None = None, images: Sequence[Sequence[str]] | None = None, title: str = "offline-zoo benchmarks") -> str:
     """A whole Markdown document (e.g. ``benchmarks/README.md``): a guide, then each report's section
-    (with its figures when ``images[i]`` lists image paths relative to the document)."""
+    (with its figures when ``images[i]`` lists image paths relative to the document).
+
+    Examples:
+        An output directory with made-up results (see `build_report`):
+
+        >>> from offline_zoo.bench import Suite, score_run
+        >>> from offline_zoo.bench.store import atomic_write_json
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+        >>> specs = suite.expand()
+        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
+        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
+        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
+        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
+        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
+        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> doc = render_document([build_report("out")], command=["zoo-bench", "report", "out"],
+        ...                       images=[["plots/score_vs_ratio.png"]])
+        >>> [line for line in doc.splitlines() if line.startswith(("# ", "## ", "zoo-bench report out", "!["))]
+        ['# offline-zoo benchmarks', 'zoo-bench report out', '## demo (suite `demo`)', '![score_vs_ratio](plots/score_vs_ratio.png)']
+    """
     lines = [f"# {title}", "", "<!-- generated by zoo-bench report; do not edit by hand -->", "", GUIDE]
     if command:
         lines += ["This file was generated with:", "", "```", _command(command), "```", ""]

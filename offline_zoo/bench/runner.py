@@ -12,8 +12,12 @@ from its last checkpoint (training continues exactly: the algorithms' save/load 
 weights, optimizer, schedulers and every random generator) and drops any evaluation recorded after
 that checkpoint, so the finished curve is the one an uninterrupted run would have written.
 
-    >>> from offline_zoo.bench import load_suite, run_suite               # doctest: +SKIP
-    >>> run_suite(load_suite("smoke"), "runs/smoke", workers=2)           # doctest: +SKIP
+Examples:
+    The smoke suite on two worker processes (a few minutes; see `run_suite` for a runnable
+    example):
+
+    >>> from offline_zoo.bench import LocalExecutor, load_suite, run_suite
+    >>> run_suite(load_suite("smoke"), "runs/smoke", executor=LocalExecutor(workers=2))  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -90,7 +94,18 @@ def _cpu_model() -> str:
 
 
 def environment_info() -> dict[str, Any]:
-    """Versions (python, offline-zoo, torch, d3rlpy, ...), git commit and the machine of this process."""
+    """Versions (python, offline-zoo, torch, d3rlpy, ...), git commit and the machine of this process.
+
+    Recorded in every ``run.json`` and in the invocations of ``bench.json``; the report's caption
+    quotes it.
+
+    Examples:
+        >>> info = environment_info()
+        >>> sorted(info), info["versions"]["python"] == platform.python_version()
+        (['host', 'versions'], True)
+        >>> sorted(info["host"])
+        ['cpu', 'cpus', 'gpu', 'hostname', 'platform', 'torch_threads']
+    """
     import importlib.metadata as md
 
     versions: dict[str, Any] = {"python": platform.python_version()}
@@ -131,8 +146,13 @@ def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
     through :func:`offline_zoo.algos.get_algo` (after importing ``imports``, which may register
     algorithms). Unknown names raise ``KeyError`` with suggestions.
 
-    >>> resolve_algo("dt").__name__                                    # doctest: +SKIP
-    'DT'
+    Examples:
+        >>> resolve_algo("dt").__name__             # imports torch and the algorithms  # doctest: +SKIP
+        'DT'
+        >>> resolve_algo("my_plugin:MyAlgo")
+        Traceback (most recent call last):
+        ...
+        KeyError: "algorithm 'my_plugin:MyAlgo': cannot import module 'my_plugin' (No module named 'my_plugin')"
     """
     for module in imports:
         importlib.import_module(module)
@@ -214,6 +234,37 @@ def execute_run(
     exists is not run again (status ``"finished"``, ``"skipped": True``). An exception inside the
     run is recorded in ``run.json`` (status ``"failed"`` with the traceback) and returned, not
     raised; ``KeyboardInterrupt`` marks it ``"interrupted"`` and propagates.
+
+    Examples:
+        A stand-in algorithm (any importable class with this interface can be named in a suite as
+        ``"module:Class"``):
+
+        >>> import sys, types
+        >>> class Toy:          # the interface a run uses; its "score" is its step count
+        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
+        ...         self.num_steps = 0
+        ...     def learn(self, n_steps, callback=None, progress_bar=False):
+        ...         self.num_steps += n_steps
+        ...     def evaluate(self, n_episodes=None, seed=0):
+        ...         return {"scores": {"none": float(self.num_steps)}}
+        ...     def save(self, path):
+        ...         Path(path).write_text(str(self.num_steps))
+        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
+        >>> sys.modules["toy_algos"].Toy = Toy
+
+        One run of it: 20 steps, evaluated every 10, scored on the last 10:
+
+        >>> from offline_zoo.bench.protocol import Protocol
+        >>> spec = RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "toy_algos:Toy", 0, {}, "generated",
+        ...                Protocol(steps=20, eval_every=10, last_steps=10))
+        >>> execute_run(spec, "out")                                    # doctest: +ELLIPSIS
+        {'status': 'finished', 'run_id': '...', 'score': 20.0}
+        >>> sorted(p.name for p in (runs_dir("out") / spec.dirname).iterdir())
+        ['.lock', 'checkpoint.zip', 'curve.json', 'result.json', 'run.json']
+        >>> [e["step"] for e in read_json(runs_dir("out") / spec.dirname / "curve.json")["evaluations"]]
+        [10, 20]
+        >>> execute_run(spec, "out")["skipped"]                         # finished runs are not redone
+        True
     """
     run_dir = runs_dir(out) / spec.dirname
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -352,7 +403,12 @@ def _evaluate(algo, protocol, eval_seed: int) -> dict[str, Any]:
 @dataclass
 class BenchSettings:
     """What must match when a suite is resumed in the same directory (different budgets, data
-    sources or protocols would mix incomparable runs in one table)."""
+    sources or protocols would mix incomparable runs in one table).
+
+    Examples:
+        >>> BenchSettings("smoke", scale=0.01).to_dict()       # stored in OUT/bench.json
+        {'suite': 'smoke', 'scale': 0.01, 'steps': None, 'source': None}
+    """
 
     suite: str
     scale: float | None = None
@@ -365,7 +421,14 @@ class BenchSettings:
 
 @dataclass
 class SuiteRunResult:
-    """What :func:`run_suite` did: counts per status and the runs' outcomes."""
+    """What `run_suite` did: counts per status and the runs' outcomes.
+
+    Examples:
+        >>> res = SuiteRunResult(Path("out"), planned=[], already_finished=["a"],
+        ...                      outcomes={"b": {"status": "finished"}, "c": {"status": "failed"}})
+        >>> res.finished, res.failed, res.ok
+        (['a', 'b'], ['c'], False)
+    """
 
     out: Path
     planned: list[RunSpec]
@@ -388,7 +451,14 @@ class SuiteRunResult:
 
 
 def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, scale=None, steps=None, ratios=None) -> list[RunSpec]:
-    """The runs of a suite after the command-line filters (see :meth:`Suite.expand`)."""
+    """The runs of a suite after the command-line filters (see `Suite.expand`).
+
+    Examples:
+        >>> from offline_zoo.bench.suites import load_suite
+        >>> runs = plan_runs(load_suite("sparse"), algos=["LaMo"], tasks=["reacher2d"], seeds=[0], scale=0.01)
+        >>> [(r.task, r.ratio, r.label, r.protocol.steps) for r in runs]     # 1% of 37,500 steps
+        [('reacher2d-medium', 1.0, 'LaMo', 375), ('reacher2d-medium', 0.1, 'LaMo', 375), ('reacher2d-medium', 0.3, 'LaMo', 375)]
+    """
     return suite.expand(algos=algos, tasks=tasks, seeds=seeds, source=source, scale=scale, steps=steps, ratios=ratios)
 
 
@@ -396,7 +466,23 @@ def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], No
     """Generate the missing ``generated`` datasets a suite with ``prepare: generate`` needs.
 
     Returns the runs to keep and notes on rows dropped because their (``optional``) data could not
-    be made; a required row whose data cannot be made raises :class:`SuiteError`.
+    be made; a required row whose data cannot be made raises `SuiteError`.
+
+    Examples:
+        Reacher2d's data can be generated; Hopper medium-replay's cannot (only the medium level is
+        generated), so its optional row is dropped (datasets go to ``$OFFLINE_ZOO_HOME/datasets``,
+        here ``./home``):
+
+        >>> from unittest import mock
+        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT"], "source": "generated", "seeds": [0],
+        ...     "prepare": {"generate": {"reacher2d-medium": {"n_episodes": 2}}},
+        ...     "rows": [{"task": "reacher2d-medium"}, {"task": "hopper-medium-replay", "optional": True}]})
+        >>> with mock.patch.dict(os.environ, {"OFFLINE_ZOO_HOME": "home"}):
+        ...     runs, notes = prepare_datasets(suite, suite.expand(), say=lambda line: None)
+        >>> [r.task for r in runs], notes       # doctest: +ELLIPSIS
+        (['reacher2d-medium'], ["hopper-medium-replay: optional row dropped, its generated dataset could not be made (GenerationError: cannot generate 'hopper-medium-replay': only the medium level is generated for now ...)"])
+        >>> Path("home/datasets/offline-zoo/reacher2d-medium-v0/data").is_dir()
+        True
     """
     if suite.prepare is None:
         return specs, []
@@ -464,6 +550,41 @@ def run_suite(
     their last checkpoint). ``executor``: a :class:`~offline_zoo.bench.executors.LocalExecutor`
     (default: 1 worker), :class:`~offline_zoo.bench.executors.RayExecutor` or
     :class:`~offline_zoo.bench.executors.InlineExecutor`.
+
+    Examples:
+        A stand-in algorithm (see `execute_run`):
+
+        >>> import sys, types
+        >>> class Toy:          # the interface a run uses; its "score" is its step count
+        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
+        ...         self.num_steps = 0
+        ...     def learn(self, n_steps, callback=None, progress_bar=False):
+        ...         self.num_steps += n_steps
+        ...     def evaluate(self, n_episodes=None, seed=0):
+        ...         return {"scores": {"none": float(self.num_steps)}}
+        ...     def save(self, path):
+        ...         Path(path).write_text(str(self.num_steps))
+        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
+        >>> sys.modules["toy_algos"].Toy = Toy
+
+        A suite of two runs of it, run in this process:
+
+        >>> from offline_zoo.bench.executors import InlineExecutor
+        >>> suite = Suite.from_dict({"name": "demo", "algos": [{"label": "Toy", "algo": "toy_algos:Toy"}],
+        ...                          "seeds": [0, 1], "protocol": {"steps": 20, "eval_every": 10, "last_steps": 10},
+        ...                          "rows": [{"task": "reacher2d-medium", "ratio": 1.0}]})
+        >>> res = run_suite(suite, "out", executor=InlineExecutor(), progress=False)
+        [1/2] finished  reacher2d-medium 1 Toy s0  score 20.0
+        [2/2] finished  reacher2d-medium 1 Toy s1  score 20.0
+        >>> res.ok, len(res.finished)
+        (True, 2)
+
+        Running it again needs ``resume=True``; finished runs are kept:
+
+        >>> res = run_suite(suite, "out", executor=InlineExecutor(), progress=False, resume=True)
+        resume: 2 of 2 runs already finished, 0 to run
+        >>> len(res.already_finished), res.outcomes
+        (2, {})
     """
     from .executors import LocalExecutor
     from .progress import ProgressView

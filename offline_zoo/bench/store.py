@@ -16,11 +16,10 @@ Every file is written to a temporary file in the same directory and moved into p
 ``os.replace``: a reader (or a resumed suite) sees either the old or the new content, never a
 half-written file, whatever moment the process is killed at.
 
-    >>> import tempfile, pathlib
-    >>> d = pathlib.Path(tempfile.mkdtemp())
-    >>> _ = atomic_write_json(d / "x.json", {"a": 1})
-    >>> read_json(d / "x.json")
-    {'a': 1}
+Examples:
+    >>> _ = atomic_write_json("out/runs/demo/result.json", {"score": 12.5})
+    >>> read_json("out/runs/demo/result.json")
+    {'score': 12.5}
 """
 
 from __future__ import annotations
@@ -73,7 +72,15 @@ _MODE = 0o666 & ~_umask()
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``)."""
+    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
+
+    Missing parent directories are created; returns ``path`` as a ``Path``.
+
+    Examples:
+        >>> p = atomic_write_bytes("out/blob.bin", b"\\x00\\x01")
+        >>> p.read_bytes(), [f.name for f in p.parent.iterdir()]    # no temporary file left
+        (b'\\x00\\x01', ['blob.bin'])
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -91,12 +98,23 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text atomically (UTF-8)."""
+    """Write text atomically (UTF-8).
+
+    Examples:
+        >>> atomic_write_text("out/notes.md", "λ = 0.1\\n").read_text(encoding="utf-8")
+        'λ = 0.1\\n'
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def jsonable(x: Any) -> Any:
-    """Make numpy / tuple / Path / dataclass values JSON-friendly (NaN and inf become None)."""
+    """Make numpy / tuple / Path / dataclass values JSON-friendly (NaN and inf become None).
+
+    Examples:
+        >>> import numpy as np
+        >>> jsonable({"x": np.arange(3), "path": Path("runs/a"), 7: (np.float32(0.5), float("nan"))})
+        {'x': [0, 1, 2], 'path': 'runs/a', '7': [0.5, None]}
+    """
     import dataclasses
 
     if dataclasses.is_dataclass(x) and not isinstance(x, type):
@@ -117,12 +135,35 @@ def jsonable(x: Any) -> Any:
 
 
 def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
-    """Write ``obj`` as indented JSON atomically."""
+    """Write ``obj`` as indented JSON atomically (through :func:`jsonable`).
+
+    Examples:
+        >>> import numpy as np
+        >>> p = atomic_write_json("out/result.json", {"score": np.float64(12.5), "steps": (10, 20)})
+        >>> print(p.read_text())
+        {
+          "score": 12.5,
+          "steps": [
+            10,
+            20
+          ]
+        }
+        <BLANKLINE>
+    """
     return atomic_write_text(path, json.dumps(jsonable(obj), indent=2, sort_keys=False) + "\n")
 
 
 def read_json(path: str | os.PathLike, default: Any = None) -> Any:
-    """The JSON content of ``path``, or ``default`` when it does not exist or cannot be parsed."""
+    """The JSON content of ``path``, or ``default`` when it does not exist or cannot be parsed.
+
+    Examples:
+        >>> _ = atomic_write_json("out/run.json", {"status": "running"})
+        >>> read_json("out/run.json")
+        {'status': 'running'}
+        >>> _ = atomic_write_text("out/torn.json", '{"status": "runn')
+        >>> read_json("out/missing.json", default={}), read_json("out/torn.json") is None
+        ({}, True)
+    """
     try:
         return json.loads(Path(path).read_text())
     except (FileNotFoundError, NotADirectoryError, json.JSONDecodeError, UnicodeDecodeError):
@@ -130,12 +171,32 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
 
 
 def runs_dir(out: str | os.PathLike) -> Path:
+    """The directory holding one sub-directory per run: ``OUT/runs``.
+
+    Examples:
+        >>> runs_dir("runs/smoke").as_posix()
+        'runs/smoke/runs'
+    """
     return Path(out) / "runs"
 
 
 @dataclass
 class RunRecord:
-    """What a run directory holds: its spec (from run.json), status, result and curve paths."""
+    """What a run directory holds: its spec (from run.json), status, result and curve paths.
+
+    Attributes:
+        path: the run directory.
+        run: the content of ``run.json`` (``{}`` when absent).
+        result: the content of ``result.json``, None while the run is not finished.
+
+    Examples:
+        >>> d = runs_dir("out") / "reacher2d-medium__r1__DT__s0__0123456789ab"
+        >>> _ = atomic_write_json(d / RUN_FILE, {"status": "running", "spec": {"run_id": "0123456789ab"}})
+        >>> _ = atomic_write_json(d / CURVE_FILE, {"evaluations": [{"step": 100, "scores": {"none": 3.0}}]})
+        >>> rec = RunRecord(d, read_json(d / RUN_FILE), read_json(d / RESULT_FILE))
+        >>> rec.run_id, rec.status, rec.finished, rec.curve()
+        ('0123456789ab', 'running', False, [{'step': 100, 'scores': {'none': 3.0}}])
+    """
 
     path: Path
     run: dict
@@ -164,7 +225,19 @@ class RunRecord:
 
 
 def scan_runs(out: str | os.PathLike) -> dict[str, RunRecord]:
-    """Every run directory under ``OUT/runs``: ``{run_id: RunRecord}`` (finished or not)."""
+    """Every run directory under ``OUT/runs``: ``{run_id: RunRecord}`` (finished or not).
+
+    A run is finished when its ``result.json`` exists; the run id is the spec's, else the last
+    ``__``-separated part of the directory name.
+
+    Examples:
+        >>> _ = atomic_write_json("out/runs/a__s0__aaa/run.json", {"status": "failed", "error": "boom"})
+        >>> _ = atomic_write_json("out/runs/b__s0__bbb/result.json", {"score": 12.5})
+        >>> {rid: (rec.status, rec.finished) for rid, rec in scan_runs("out").items()}
+        {'aaa': ('failed', False), 'bbb': ('finished', True)}
+        >>> scan_runs("nowhere")
+        {}
+    """
     out_runs = runs_dir(out)
     records: dict[str, RunRecord] = {}
     if not out_runs.is_dir():
@@ -180,14 +253,30 @@ def scan_runs(out: str | os.PathLike) -> dict[str, RunRecord]:
 
 
 class LockedError(RuntimeError):
-    """Another process holds the lock of this directory."""
+    """Another process holds the lock of this directory.
+
+    Examples:
+        >>> with DirectoryLock("out"):
+        ...     DirectoryLock("out", what="benchmark directory").__enter__()  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.store.LockedError: benchmark directory out is in use by another process (pid ...); wait for it to finish or stop it first
+    """
 
 
 class DirectoryLock:
     """An exclusive ``flock`` on ``DIR/.lock``: released by the kernel when the holder dies (even by
     SIGKILL), so a stale lock can never block a resume.
 
-    ``wait``: seconds to wait for the lock (0: fail at once with :class:`LockedError`).
+    ``wait``: seconds to wait for the lock (0: fail at once with `LockedError`); ``what`` names
+    the directory in that error.
+
+    Examples:
+        >>> with DirectoryLock("out") as lock:      # zoo-bench holds OUT/.lock while it works
+        ...     int(lock.path.read_text()) == os.getpid()
+        True
+        >>> with DirectoryLock("out"):              # free again once released
+        ...     pass
     """
 
     def __init__(self, directory: str | os.PathLike, wait: float = 0.0, what: str = "directory"):

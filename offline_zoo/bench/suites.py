@@ -35,9 +35,12 @@ Suites are found by name in ``$OFFLINE_ZOO_SUITES`` (directories, ``os.pathsep``
 ``./benchmarks/suites``, then the ``benchmarks/suites`` of the offline-zoo checkout; a path to a
 YAML file works too.
 
-    >>> suite = load_suite("sparse")                                   # doctest: +SKIP
-    >>> len(suite.expand())                                            # doctest: +SKIP
+Examples:
+    >>> suite = load_suite("sparse")          # Table 1 of the paper
+    >>> len(suite.expand())                   # rows x algorithms x seeds
     189
+    >>> len(suite.expand(algos=["LaMo", "DT"], tasks=["kitchen"], seeds=[0]))   # 6 Kitchen rows
+    12
 """
 
 from __future__ import annotations
@@ -74,7 +77,16 @@ __all__ = [
 
 
 class SuiteError(ValueError):
-    """A suite file or a run selection that cannot be used (the message says why and how to fix it)."""
+    """A suite file or a run selection that cannot be used (the message says why and how to fix it).
+
+    A ``ValueError``; ``zoo-bench`` prints the message and exits with status 2.
+
+    Examples:
+        >>> Suite.from_dict({"name": "x", "algos": ["DT"], "rows": [{"task": "reacher2d-medium", "ratoi": 0.5}]})
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: suite x group 1 row #1: unknown key(s) 'ratoi'. ('ratoi': did you mean 'ratio'?) Valid: algos, config, optional, ratio, ratios, source, task
+    """
 
 
 # Built-in algorithm names and aliases, canonicalized as offline_zoo.algos.registry does; known here so
@@ -106,8 +118,9 @@ BUILTIN_ACTION_SPACES: dict[str, frozenset[str]] = {
 def canonical_algo(name: str) -> str:
     """Lower-case, '+' -> 'plus', punctuation dropped (the registry's rule).
 
-    >>> canonical_algo("TD3+BC"), canonical_algo("Wiki-RL")
-    ('td3plusbc', 'wikirl')
+    Examples:
+        >>> canonical_algo("TD3+BC"), canonical_algo("Wiki-RL")
+        ('td3plusbc', 'wikirl')
     """
     return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("+", "plus"))
 
@@ -118,7 +131,19 @@ def _checkout_benchmarks() -> Path:
 
 
 def suite_dirs() -> list[Path]:
-    """Directories searched for ``<name>.yaml``, first match wins."""
+    """Directories searched for ``<name>.yaml``, first match wins.
+
+    ``$OFFLINE_ZOO_SUITES`` (``os.pathsep``-separated), then ``./benchmarks/suites``, then the
+    ``benchmarks/suites`` of the offline-zoo checkout; only existing directories are listed.
+
+    Examples:
+        >>> from unittest import mock
+        >>> Path("my_suites").mkdir()
+        >>> with mock.patch.dict(os.environ, {"OFFLINE_ZOO_SUITES": "my_suites"}):
+        ...     dirs = suite_dirs()
+        >>> dirs[0], dirs[-1].parts[-2:]
+        (PosixPath('my_suites'), ('benchmarks', 'suites'))
+    """
     dirs = [Path(p).expanduser() for p in os.environ.get("OFFLINE_ZOO_SUITES", "").split(os.pathsep) if p]
     dirs += [Path.cwd() / "benchmarks" / "suites", _checkout_benchmarks() / "suites"]
     out: list[Path] = []
@@ -131,8 +156,10 @@ def suite_dirs() -> list[Path]:
 def list_suites() -> dict[str, Path]:
     """Every suite that can be named: ``{name: file}``.
 
-    >>> "smoke" in list_suites()                                       # doctest: +SKIP
-    True
+    Examples:
+        >>> suites = list_suites()
+        >>> "smoke" in suites, suites["sparse"].name
+        (True, 'sparse.yaml')
     """
     found: dict[str, Path] = {}
     for d in suite_dirs():
@@ -142,7 +169,16 @@ def list_suites() -> dict[str, Path]:
 
 
 def find_suite(name: str | os.PathLike) -> Path:
-    """The YAML file of a suite name (or a path); unknown names raise with suggestions."""
+    """The YAML file of a suite name (or a path); unknown names raise with suggestions.
+
+    Examples:
+        >>> find_suite("smoke").name
+        'smoke.yaml'
+        >>> find_suite("smok")   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: unknown suite 'smok'. Did you mean 'smoke', ...? Available: ...
+    """
     p = Path(name).expanduser()
     if p.suffix in (".yaml", ".yml") or p.is_file():
         if not p.is_file():
@@ -158,7 +194,18 @@ def find_suite(name: str | os.PathLike) -> Path:
 
 
 def find_reference(path: str | os.PathLike | None = None) -> Path | None:
-    """``benchmarks/paper_results.yaml`` (published values shown beside ours), or None if absent."""
+    """``benchmarks/paper_results.yaml`` (published values shown beside ours), or None if absent.
+
+    ``path`` names another file (which must exist).
+
+    Examples:
+        >>> find_reference().name
+        'paper_results.yaml'
+        >>> find_reference("mine.yaml")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: reference file 'mine.yaml' does not exist
+    """
     if path is not None:
         p = Path(path).expanduser()
         if not p.is_file():
@@ -225,7 +272,14 @@ def _task(name: Any, where: str) -> str:
 @dataclass(frozen=True)
 class SuiteAlgo:
     """A column of the table: a display ``label``, the algorithm (registry name or ``module:Class``)
-    and config overrides applied to every row."""
+    and config overrides applied to every row.
+
+    Examples:
+        >>> suite = Suite.from_dict({"name": "x", "rows": [{"task": "reacher2d-medium"}],
+        ...     "algos": ["TD3+BC", {"label": "LaMo (tiny LM)", "algo": "lamo", "config": {"lm": "embedded"}}]})
+        >>> suite.algos
+        [SuiteAlgo(label='TD3+BC', algo='td3+bc', config={}), SuiteAlgo(label='LaMo (tiny LM)', algo='lamo', config={'lm': 'embedded'})]
+    """
 
     label: str
     algo: str
@@ -234,7 +288,15 @@ class SuiteAlgo:
 
 @dataclass(frozen=True)
 class SuiteRow:
-    """A (task, ratio) row of one group, with per-algorithm config overrides."""
+    """A (task, ratio) row of one group, with per-algorithm config overrides.
+
+    Examples:
+        >>> suite = Suite.from_dict({"name": "x", "algos": ["DT", "CQL"], "groups": [
+        ...     {"name": "low data", "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 0.3],
+        ...                                    "algos": ["DT"], "config": {"DT": {"context_len": 5}}}]}]})
+        >>> [(r.group, r.task, r.ratio, r.algos, r.config) for r in suite.rows]
+        [('low data', 'reacher2d-medium', 0.1, ('DT',), {'DT': {'context_len': 5}}), ('low data', 'reacher2d-medium', 0.3, ('DT',), {'DT': {'context_len': 5}})]
+    """
 
     group: str
     task: str
@@ -260,7 +322,21 @@ _PROTOCOL_KEYS = {"steps", "eval_every", "last_steps", "eval_episodes", "by_task
 
 @dataclass
 class Suite:
-    """A parsed suite file. :meth:`expand` gives the runs; see the module docstring for the format."""
+    """A parsed suite file. `expand` gives the runs; see the module docstring for the format.
+
+    Examples:
+        >>> suite = Suite.from_dict({
+        ...     "name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+        ...     "protocol": {"steps": 1000, "eval_every": 100, "last_steps": 200,
+        ...                  "by_task": {"reacher2d": {"steps": 500}}},
+        ...     "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}, {"task": "hopper-medium"}]})
+        >>> len(suite.expand()), suite.groups
+        (12, [''])
+        >>> suite.protocol_for("reacher2d-medium")
+        Protocol(steps=500, eval_every=100, last_steps=200, eval_episodes=None)
+        >>> suite.expand(algos=["cql"], tasks=["hopper"], seeds=[0], scale=0.1)  # doctest: +ELLIPSIS
+        [RunSpec(hopper-medium 1 CQL s0, steps=100, id=...)]
+    """
 
     name: str
     title: str
@@ -553,8 +629,17 @@ def _algo_name(name: str) -> str:
 def load_suite(name_or_path: str | os.PathLike) -> Suite:
     """Read and validate a suite by name (``"sparse"``) or path; see the module docstring.
 
-    >>> load_suite("smoke").name                                       # doctest: +SKIP
-    'smoke'
+    Examples:
+        >>> smoke = load_suite("smoke")
+        >>> smoke.name, [a.label for a in smoke.algos][:3], smoke.seeds
+        ('smoke', ['LaMo', 'DT', 'Wiki-RL'], [0])
+
+        A file of your own (here a minimal one):
+
+        >>> _ = Path("mine.yaml").write_text(
+        ...     "name: mine\\nalgos: [DT]\\nrows: [{task: reacher2d-medium, ratio: 0.1}]\\n")
+        >>> [run.name for run in load_suite("mine.yaml").expand()]
+        ['reacher2d-medium 0.1 DT s0', 'reacher2d-medium 0.1 DT s1', 'reacher2d-medium 0.1 DT s2']
     """
     path = find_suite(name_or_path)
     try:
@@ -577,10 +662,11 @@ class RunSpec:
     ``run_id`` is a hash of everything that changes the result (not of the group or display
     details), so the same run always gets the same id and directory.
 
-    >>> from offline_zoo.bench.protocol import Protocol
-    >>> r = RunSpec("smoke", "", "reacher2d-medium", 1.0, "DT", "dt", 0, {}, "generated", Protocol(300, 100, 200))
-    >>> r.dirname
-    'reacher2d-medium__r1__DT__s0__568afb648eb7'
+    Examples:
+        >>> from offline_zoo.bench.protocol import Protocol
+        >>> r = RunSpec("smoke", "", "reacher2d-medium", 1.0, "DT", "dt", 0, {}, "generated", Protocol(300, 100, 200))
+        >>> r.dirname
+        'reacher2d-medium__r1__DT__s0__568afb648eb7'
     """
 
     suite: str

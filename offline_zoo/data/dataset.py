@@ -19,7 +19,20 @@ __all__ = ["Episode", "Dataset", "DatasetError", "split_episodes"]
 
 
 class DatasetError(ValueError):
-    """Raised for malformed dataset input: wrong shapes, NaN values, bad ratio..."""
+    """Raised for malformed dataset input: wrong shapes, NaN values, bad ratio...
+
+    A ``ValueError``; the message names the offending array or value.
+
+    Examples:
+        >>> Dataset.from_arrays(np.zeros((3, 2)), np.zeros((2, 1)), [0, 0, 0], [0, 0, 1])
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.dataset.DatasetError: actions has 2 steps but observations has 3: every array needs one entry per step
+        >>> check_ratio(1.5)
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.dataset.DatasetError: ratio=1.5 is outside (0, 1]: it is the fraction of trajectories kept (e.g. 0.1)
+    """
 
 
 @dataclass(frozen=True)
@@ -28,6 +41,17 @@ class Episode:
 
     ``terminated`` is True when the episode ended in a terminal state (no bootstrapping past it);
     ``truncated`` when it was cut by a time limit or the end of the data.
+
+    Examples:
+        >>> ds = Dataset.from_arrays(np.zeros((5, 2)), np.zeros((5, 1)), rewards=[1, 1, 1, 2, 2],
+        ...                          terminals=[0, 0, 1, 0, 0])
+        >>> ep = ds.episode(0)
+        >>> len(ep), ep.episode_return, ep.terminated, ep.truncated
+        (3, 3.0, True, False)
+        >>> ds.episode(1).truncated                      # cut by the end of the data
+        True
+        >>> np.shares_memory(ep.rewards, ds.rewards)     # a view, not a copy
+        True
     """
 
     observations: np.ndarray
@@ -50,8 +74,9 @@ def split_episodes(terminals: np.ndarray, timeouts: np.ndarray) -> tuple[np.ndar
     (The released LaMo conversion split on a step counter and merged timeout-ended episodes with the
     next one: see docs/deviations.md.) Steps after the last flag form a final truncated episode.
 
-    >>> split_episodes(np.array([0, 1, 0, 0]), np.array([0, 0, 0, 0]))
-    (array([0, 2]), array([2, 2]))
+    Examples:
+        >>> split_episodes(np.array([0, 1, 0, 0]), np.array([0, 0, 0, 0]))
+        (array([0, 2]), array([2, 2]))
     """
     ends = np.flatnonzero(np.logical_or(terminals, timeouts))
     n = len(terminals)
@@ -67,16 +92,17 @@ def split_episodes(terminals: np.ndarray, timeouts: np.ndarray) -> tuple[np.ndar
 class Dataset:
     """Offline transitions grouped into whole episodes, optionally bound to a :class:`Task`.
 
-    Build one from D4RL-style flat arrays:
+    Examples:
+        Build one from D4RL-style flat arrays:
 
-    >>> import numpy as np
-    >>> ds = Dataset.from_arrays(
-    ...     observations=np.zeros((6, 3)), actions=np.zeros((6, 2)), rewards=np.ones(6),
-    ...     terminals=[0, 0, 1, 0, 0, 0], timeouts=[0, 0, 0, 0, 0, 1])
-    >>> ds.n_episodes, [len(e) for e in ds.episodes]
-    (2, [3, 3])
-    >>> ds.subsample(0.5, seed=0).n_episodes
-    1
+        >>> import numpy as np
+        >>> ds = Dataset.from_arrays(
+        ...     observations=np.zeros((6, 3)), actions=np.zeros((6, 2)), rewards=np.ones(6),
+        ...     terminals=[0, 0, 1, 0, 0, 0], timeouts=[0, 0, 0, 0, 0, 1])
+        >>> ds.n_episodes, [len(e) for e in ds.episodes]
+        (2, [3, 3])
+        >>> ds.subsample(0.5, seed=0).n_episodes
+        1
     """
 
     def __init__(

@@ -21,10 +21,15 @@ made deliberately imperfect (:class:`Reacher2dMediumPolicy`, parameters in
 ``assets/policies/reacher2d.json``), calibrated so that the 50-episode dataset averages about
 36 normalized like the paper's PPO agent (see docs/datasets-generated.md).
 
-    >>> from offline_zoo.data.generation import load_policy
-    >>> policy = load_policy("hopper-medium")          # doctest: +SKIP
-    >>> policy.info["normalized"]                       # doctest: +SKIP
-    44.6
+Examples:
+    >>> from offline_zoo.data.generation import MEDIUM_TARGETS, generate_dataset, load_policy
+    >>> policy = load_policy("hopper-medium")           # the shipped assets/policies/hopper.pt
+    >>> low, high = MEDIUM_TARGETS["hopper"][1]
+    >>> low <= policy.info["normalized"] <= high         # D4RL's "medium" skill
+    True
+    >>> ds = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")   # a tiny dataset
+    >>> ds.source, ds.n_episodes
+    ('generated', 2)
 """
 
 from __future__ import annotations
@@ -85,7 +90,14 @@ _LOG_STD_MIN, _LOG_STD_MAX = -20.0, 2.0  # d3rlpy's NormalPolicy clamp
 
 
 class GenerationError(RuntimeError):
-    """A behaviour policy or generated dataset cannot be produced or loaded (message says why)."""
+    """A behaviour policy or generated dataset cannot be produced or loaded (message says why).
+
+    Examples:
+        >>> generate_dataset("hopper-medium-replay")   # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.generation.GenerationError: cannot generate 'hopper-medium-replay': only the medium level is generated for now (...). Generatable tasks: halfcheetah-medium, hopper-medium, reacher2d-medium, walker2d-medium
+    """
 
 
 # ---------------------------------------------------------------------------------------------
@@ -107,11 +119,12 @@ class MLPActor:
     policy's own Gaussian with that numpy generator.
 
     Args:
-        obs_dim, act_dim: sizes of observations and actions.
+        obs_dim: size of an observation.
+        act_dim: size of an action.
         hidden: hidden layer widths (ReLU).
         state_dict: weights (torch tensors or numpy arrays); random (seed 0) when omitted.
 
-    Example:
+    Examples:
         >>> actor = MLPActor(3, 2, hidden=(8,))
         >>> actor.act(np.zeros((4, 3))).shape
         (4, 2)
@@ -179,7 +192,7 @@ class BehaviourPolicy:
     ``info`` is the policy's json record (domain, how it was trained, its measured score...).
     ``noise`` scales the policy's own stochasticity (``0`` = deterministic, ``1`` = as trained).
 
-    Example:
+    Examples:
         >>> pol = load_policy("reacher2d-medium")
         >>> pol.domain
         'reacher2d'
@@ -218,7 +231,7 @@ class Reacher2dMediumPolicy:
     score), like the paper's PPO medium agent's dataset; over all episodes it scores about 24.
     ``noise`` scales the action noise only (the hesitation and the aiming error remain).
 
-    Example:
+    Examples:
         >>> pol = Reacher2dMediumPolicy()
         >>> pol.reset(np.random.default_rng(0))
         >>> obs = np.zeros(12); obs[2:4] = 1.0; obs[8:10] = (0.7, 0.0)
@@ -292,8 +305,9 @@ def _policy_paths(domain: str, directory: str | os.PathLike | None = None) -> tu
 def shipped_policies() -> dict[str, dict]:
     """The behaviour policies shipped with the package: ``{domain: json record}``.
 
-    >>> "reacher2d" in shipped_policies()
-    True
+    Examples:
+        >>> "reacher2d" in shipped_policies()
+        True
     """
     out = {}
     if POLICY_DIR.is_dir():
@@ -308,11 +322,12 @@ def save_policy(actor: MLPActor | Reacher2dMediumPolicy, domain: str, info: dict
     Returns the path of the json. A :class:`Reacher2dMediumPolicy` has no weights: its parameters
     go into the json.
 
-    >>> import tempfile
-    >>> d = tempfile.mkdtemp()
-    >>> p = save_policy(MLPActor(3, 2, hidden=(8,)), "toy", {"normalized": 1.0}, directory=d)
-    >>> load_policy("toy", directory=d).info["hidden"]
-    [8]
+    Examples:
+        >>> p = save_policy(MLPActor(3, 2, hidden=(8,)), "toy", {"normalized": 1.0}, directory="policies")
+        >>> p.name, sorted(f.name for f in p.parent.iterdir())
+        ('toy.json', ['toy.json', 'toy.pt'])
+        >>> load_policy("toy", directory="policies").info["hidden"]
+        [8]
     """
     pt, js = _policy_paths(domain, directory)
     pt.parent.mkdir(parents=True, exist_ok=True)
@@ -336,12 +351,13 @@ def load_policy(task_or_domain: str | Task, directory: str | os.PathLike | None 
     Weights are read with ``torch.load(..., weights_only=True)``. ``directory`` defaults to the
     shipped ``offline_zoo/assets/policies``.
 
-    >>> load_policy("reacher2d").info["kind"]
-    'reacher2d-ik'
-    >>> load_policy("nosuchdomain")  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    offline_zoo.data.generation.GenerationError: no behaviour policy for domain 'nosuchdomain' ...
+    Examples:
+        >>> load_policy("reacher2d").info["kind"]
+        'reacher2d-ik'
+        >>> load_policy("nosuchdomain")  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.generation.GenerationError: no behaviour policy for domain 'nosuchdomain' ...
     """
     if isinstance(task_or_domain, Task):
         domain = task_or_domain.domain
@@ -401,10 +417,11 @@ def rollout(
     ``actions``, ``rewards``, ``terminations``, ``truncations``, ``seeds`` (reset seeds), plus
     ``returns`` and ``attempted`` (episodes rolled out, kept or not).
 
-    >>> pol = load_policy("reacher2d-medium")
-    >>> out = rollout("reacher2d-medium", pol, n_episodes=2, seed=0)
-    >>> [len(a) for a in out["actions"]], [len(o) for o in out["observations"]]
-    ([100, 100], [101, 101])
+    Examples:
+        >>> pol = load_policy("reacher2d-medium")
+        >>> out = rollout("reacher2d-medium", pol, n_episodes=2, seed=0)
+        >>> [len(a) for a in out["actions"]], [len(o) for o in out["observations"]]
+        ([100, 100], [101, 101])
     """
     from ..envs import make_env
 
@@ -491,9 +508,10 @@ def rollout(
 def evaluate_policy(task: str | Task, policy: BehaviourPolicy, n_episodes: int = 10, seed: int = 10_000) -> dict[str, float]:
     """Average return and normalized score of a behaviour policy over ``n_episodes`` (seeded).
 
-    >>> r = evaluate_policy("reacher2d-medium", load_policy("reacher2d"), n_episodes=2)
-    >>> sorted(r)
-    ['max_return', 'mean_return', 'min_return', 'n_episodes', 'normalized', 'std_return']
+    Examples:
+        >>> r = evaluate_policy("reacher2d-medium", load_policy("reacher2d"), n_episodes=2)
+        >>> sorted(r)
+        ['max_return', 'mean_return', 'min_return', 'n_episodes', 'normalized', 'std_return']
     """
     task = get_task(task)
     rets = np.asarray(rollout(task, policy, n_episodes=n_episodes, seed=seed)["returns"])
@@ -566,12 +584,23 @@ def train_behaviour_policy(
         seed: seeds torch, d3rlpy and the environment.
         target_normalized: the normalized score aimed at (default: the domain's D4RL medium level).
         band: accepted (low, high) normalized scores.
-        hidden, batch_size, learning_rate, random_steps: SAC settings (small nets train quickly on CPU).
+        eval_every: environment steps between evaluations (halved near the band).
+        eval_episodes: episodes per evaluation.
+        final_eval_episodes: episodes of the final re-measurement of the snapshots near the band.
+        hidden: SAC's hidden layer widths, actor and critics (small nets train quickly on CPU).
+        batch_size: SAC's batch size.
+        learning_rate: learning rate of SAC's actor, critics and temperature.
+        random_steps: SAC's initial steps with uniformly random actions.
+        directory: where ``<domain>.pt`` / ``<domain>.json`` go (default: the package's
+            ``assets/policies``).
+        save: write the policy (False: only return it).
         threads: torch CPU threads.
         max_seconds: wall-clock budget; training stops at the first evaluation past it (the
             json then records a score below the band).
+        log: where progress lines go (None: silent).
 
-    >>> pol = train_behaviour_policy("hopper-medium", steps=300_000, seed=0)  # doctest: +SKIP
+    Examples:
+        >>> pol = train_behaviour_policy("hopper-medium", steps=300_000, seed=0)  # doctest: +SKIP
     """
     import d3rlpy
     import torch
@@ -723,9 +752,10 @@ def calibrate_reacher2d_policy(
     both scores (all episodes, and kept episodes only). This is the "training" command of
     Reacher2d (``zoo-data train-policy reacher2d-medium``).
 
-    >>> pol = calibrate_reacher2d_policy(n_episodes=4, hesitation_highs=(50,), save=False, log=None)
-    >>> pol.info["kind"], pol.info["params"]["hesitation"]
-    ('reacher2d-ik', [25, 50])
+    Examples:
+        >>> pol = calibrate_reacher2d_policy(n_episodes=4, hesitation_highs=(50,), save=False, log=None)
+        >>> pol.info["kind"], pol.info["params"]["hesitation"]
+        ('reacher2d-ik', [25, 50])
     """
     task = get_task("reacher2d-medium")
     log = log or (lambda s: None)
@@ -778,8 +808,9 @@ def calibrate_reacher2d_policy(
 def generated_dataset_id(task: str | Task) -> str:
     """Minari id of a task's generated dataset: ``offline-zoo/<task.sources['generated']>-v0``.
 
-    >>> generated_dataset_id("hopper-medium")
-    'offline-zoo/hopper-medium-v0'
+    Examples:
+        >>> generated_dataset_id("hopper-medium")
+        'offline-zoo/hopper-medium-v0'
     """
     task = get_task(task)
     if "generated" not in task.sources:
@@ -796,8 +827,9 @@ def generated_dataset_path(task: str | Task, root: str | os.PathLike | None = No
     ``root`` defaults to :func:`offline_zoo.data.loaders.generated_dir` (``$OFFLINE_ZOO_HOME/datasets``);
     it plays the role of ``MINARI_DATASETS_PATH``, so the Minari files are in ``<path>/data``.
 
-    >>> generated_dataset_path("hopper-medium", root="/tmp/ds").as_posix()
-    '/tmp/ds/offline-zoo/hopper-medium-v0'
+    Examples:
+        >>> generated_dataset_path("hopper-medium", root="/tmp/ds").as_posix()
+        '/tmp/ds/offline-zoo/hopper-medium-v0'
     """
     from .loaders import generated_dir
 
@@ -809,6 +841,16 @@ def open_generated(task: str | Task, root: str | os.PathLike | None = None):
     """Open a generated dataset as a ``minari.MinariDataset`` (what ``load_generated`` converts).
 
     Raises :class:`~offline_zoo.data.loaders.DataUnavailableError` when it was not generated.
+
+    Examples:
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
+        >>> minari_ds = open_generated("reacher2d-medium", root="datasets")
+        >>> type(minari_ds).__name__, minari_ds.total_episodes, minari_ds.total_steps
+        ('MinariDataset', 2, 200)
+        >>> open_generated("reacher2d-medium", root="elsewhere")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.loaders.DataUnavailableError: no generated dataset for 'reacher2d-medium' at elsewhere/offline-zoo/reacher2d-medium-v0: create it with `zoo-data generate reacher2d-medium --root elsewhere`
     """
     from minari.dataset.minari_dataset import MinariDataset
 
@@ -818,8 +860,8 @@ def open_generated(task: str | Task, root: str | os.PathLike | None = None):
     path = generated_dataset_path(task, root)
     if not (path / "data").is_dir():
         raise DataUnavailableError(
-            f"no generated dataset for {task.name!r} at {path}: create it with `zoo-data generate {task.name}`"
-            + (f" --root {root}" if root is not None else "")
+            f"no generated dataset for {task.name!r} at {path}: create it with `zoo-data generate {task.name}"
+            + (f" --root {root}" if root is not None else "") + "`"
         )
     return MinariDataset(path / "data")
 
@@ -827,8 +869,13 @@ def open_generated(task: str | Task, root: str | os.PathLike | None = None):
 def generation_metadata(task: str | Task, root: str | os.PathLike | None = None) -> dict:
     """The offline-zoo record stored with a generated dataset (behaviour policy, seed, statistics).
 
-    >>> generation_metadata("hopper-medium")["behaviour_policy"]["normalized"]  # doctest: +SKIP
-    44.6
+    Examples:
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, seed=7, root="datasets")
+        >>> meta = generation_metadata("reacher2d-medium", root="datasets")
+        >>> meta["seed"], meta["statistics"]["episodes"], meta["statistics"]["transitions"]
+        (7, 2, 200)
+        >>> meta["behaviour_policy"]["kind"], meta["min_return"]   # episodes with return <= 20 dropped
+        ('reacher2d-ik', 20.0)
     """
     raw = json.loads((generated_dataset_path(task, root) / "data" / "metadata.json").read_text())
     rec = raw.get("offline_zoo", "{}")
@@ -839,8 +886,9 @@ def generatable_tasks() -> list[str]:
     """Tasks :func:`generate_dataset` can produce: the ``*-medium`` tasks of the MuJoCo and
     Reacher2d domains that have a behaviour-policy recipe.
 
-    >>> generatable_tasks()
-    ['halfcheetah-medium', 'hopper-medium', 'reacher2d-medium', 'walker2d-medium']
+    Examples:
+        >>> generatable_tasks()
+        ['halfcheetah-medium', 'hopper-medium', 'reacher2d-medium', 'walker2d-medium']
     """
     from ..tasks import list_tasks
 
@@ -899,10 +947,15 @@ def generate_dataset(
     Terminals are the env's ``terminated`` (e.g. Hopper falling), timeouts its ``truncated``
     (the 1000-step limit) or the cut of the last episode.
 
-    >>> import tempfile
-    >>> ds = generate_dataset("reacher2d-medium", n_episodes=2, root=tempfile.mkdtemp())
-    >>> ds.source, ds.n_episodes, ds.n_steps
-    ('generated', 2, 200)
+    Examples:
+        >>> ds = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
+        >>> ds.source, ds.n_episodes, ds.n_steps
+        ('generated', 2, 200)
+        >>> bool(ds.episode_returns.min() > 20)     # Reacher2d keeps episodes with a return above 20
+        True
+        >>> again = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets", overwrite=True)
+        >>> bool((again.observations == ds.observations).all())      # same seed, same data
+        True
     """
     import warnings
 
@@ -993,7 +1046,7 @@ def generate_dataset(
     }
     env = make_env(task)
     old = os.environ.get("MINARI_DATASETS_PATH")
-    os.environ["MINARI_DATASETS_PATH"] = str(path.parent.parent)
+    os.environ["MINARI_DATASETS_PATH"] = str(path.parent.parent.absolute())  # minari mis-joins relative paths
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")

@@ -21,6 +21,7 @@ import gzip
 import os
 import socket
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -43,11 +44,32 @@ SOURCES = ("minari", "d4rl", "d4rl-atari", "generated")
 
 
 class DataUnavailableError(FileNotFoundError):
-    """The requested dataset is not on disk and cannot be downloaded from here."""
+    """The requested dataset is not on disk and cannot be downloaded from here.
+
+    A ``FileNotFoundError`` whose message says how to get the data (or which other source to use).
+
+    Examples:
+        >>> from offline_zoo.tasks import get_task
+        >>> load_d4rl_hdf5(get_task("hopper-medium"), path="hopper_medium-v2.hdf5")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.loaders.DataUnavailableError: D4RL file 'hopper_medium-v2.hdf5' does not exist
+        >>> issubclass(DataUnavailableError, FileNotFoundError)
+        True
+    """
 
 
 def data_home() -> Path:
-    """Root of offline-zoo's own files: ``$OFFLINE_ZOO_HOME`` or ``~/.cache/offline_zoo``."""
+    """Root of offline-zoo's own files: ``$OFFLINE_ZOO_HOME`` or ``~/.cache/offline_zoo``.
+
+    Generated datasets live in ``datasets/`` below it, tokenized corpora in ``tokens/``.
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"OFFLINE_ZOO_HOME": "/data/zoo"}):
+        ...     data_home().as_posix(), generated_dir().as_posix()
+        ('/data/zoo', '/data/zoo/datasets')
+    """
     return Path(os.environ.get("OFFLINE_ZOO_HOME", Path.home() / ".cache" / "offline_zoo")).expanduser()
 
 
@@ -67,7 +89,7 @@ def network_reachable(host: str, port: int = 443, timeout: float = 0.5) -> bool:
         return False
 
 
-def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: str | None = None, **kwargs) -> Dataset:
+def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: str | None = None, **kwargs: Any) -> Dataset:
     """Load a task's dataset by its D4RL-style name and keep a seeded fraction of its trajectories.
 
     Args:
@@ -75,9 +97,28 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
         ratio: fraction of trajectories kept, in (0, 1]: ``max(1, int(N * ratio))`` whole episodes.
         seed: seed of the trajectory draw; the same (name, ratio, seed, source) gives the same data.
         source: one of the task's sources (``task.sources``); ``None`` means the task's default.
-        **kwargs: passed to the source's loader (e.g. ``path=`` for a D4RL file).
+        **kwargs: passed to the source's loader (e.g. ``path=`` for a D4RL file, ``root=`` for a
+            generated dataset).
 
-    >>> ds = load_dataset("hopper-medium", ratio=0.1, source="d4rl")  # doctest: +SKIP
+    Examples:
+        D4RL's Hopper-medium, 10% of its trajectories (needs the D4RL file on disk):
+
+        >>> ds = load_dataset("hopper-medium", ratio=0.1, source="d4rl")  # doctest: +SKIP
+
+        A dataset generated locally (here 4 episodes, in ``./datasets``), half of its trajectories:
+
+        >>> from offline_zoo.data.generation import generate_dataset
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=4, root="datasets")
+        >>> ds = load_dataset("reacher2d-medium", ratio=0.5, seed=0, source="generated", root="datasets")
+        >>> ds.source, ds.n_episodes, ds.metadata["ratio"]
+        ('generated', 2, 0.5)
+        >>> load_dataset("reacher2d-medium", ratio=0.5, seed=0, source="generated",
+        ...              root="datasets").selection_hash == ds.selection_hash     # same draw
+        True
+        >>> load_dataset("reacher2d-medium", source="d4rl")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.dataset.DatasetError: task 'reacher2d-medium' has no 'd4rl' source; it can be loaded from: generated
     """
     from .dataset import check_ratio
 
@@ -101,6 +142,15 @@ def dataset_from_minari(minari_dataset, task: Task | None = None, source: str = 
     an action. (d3rlpy's ``get_minari`` misaligns observations after the first episode; this does
     not.) Dict observations (Kitchen) keep their ``"observation"`` entry; RGB Atari frames are
     converted to 84x84 grayscale.
+
+    Examples:
+        >>> from offline_zoo.data.generation import generate_dataset, open_generated
+        >>> from offline_zoo.tasks import get_task
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
+        >>> minari_ds = open_generated("reacher2d-medium", root="datasets")   # a MinariDataset
+        >>> ds = dataset_from_minari(minari_ds, task=get_task("reacher2d-medium"), source="generated")
+        >>> ds.n_episodes, ds.n_steps, ds.observation_shape    # 101 observations per episode in Minari
+        (2, 200, (12,))
     """
     obs_l, act_l, rew_l, term_l, trunc_l = [], [], [], [], []
     for ep in minari_dataset.iterate_episodes():
@@ -150,7 +200,20 @@ def _atari_gray84(frames: np.ndarray) -> np.ndarray:
 
 
 def load_minari(task: Task, dataset_id: str | None = None, download: bool = True) -> Dataset:
-    """Load a task's Minari dataset from the local Minari cache, downloading it when possible."""
+    """Load a task's Minari dataset from the local Minari cache, downloading it when possible.
+
+    Examples:
+        >>> from offline_zoo.tasks import get_task
+        >>> ds = load_minari(get_task("hopper-medium"))    # mujoco/hopper/medium-v0  # doctest: +SKIP
+
+        Without the data and without downloading, it fails at once and says how to get it:
+
+        >>> load_minari(get_task("hopper-medium"), dataset_id="mujoco/hopper/none-v0", download=False)
+        ... # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.loaders.DataUnavailableError: Minari dataset 'mujoco/hopper/none-v0' (task 'hopper-medium') is not in the local Minari cache (...) and cannot be downloaded from here. On a machine with a network run `minari download mujoco/hopper/none-v0` ...
+    """
     import minari
 
     dataset_id = dataset_id or task.sources["minari"]
@@ -186,7 +249,20 @@ def load_d4rl_hdf5(task: Task, path: str | os.PathLike | None = None) -> Dataset
     """Load a D4RL hdf5 file (``observations, actions, rewards, terminals, timeouts``).
 
     Episodes are split on terminals OR timeouts (the released LaMo conversion's step counter merged
-    timeout-ended episodes with the next one).
+    timeout-ended episodes with the next one). Without ``path`` the file is looked for in
+    ``$D4RL_DATASET_DIR`` (or ``~/.d4rl/datasets``) under D4RL's file names.
+
+    Examples:
+        A file in D4RL's layout (here a 6-step toy with Hopper's shapes):
+
+        >>> import h5py
+        >>> from offline_zoo.tasks import get_task
+        >>> with h5py.File("hopper_medium-v2.hdf5", "w") as f:
+        ...     f["observations"], f["actions"], f["rewards"] = np.zeros((6, 11)), np.zeros((6, 3)), np.ones(6)
+        ...     f["terminals"], f["timeouts"] = [0, 0, 1, 0, 0, 0], [0, 0, 0, 0, 0, 1]
+        >>> ds = load_d4rl_hdf5(get_task("hopper-medium"), path="hopper_medium-v2.hdf5")
+        >>> ds.source, ds.n_episodes, ds.observation_shape, ds.episode_returns.tolist()
+        ('d4rl', 2, (11,), [3.0, 3.0])
     """
     import h5py
 
@@ -226,6 +302,22 @@ def load_d4rl_atari(task: Task, base_dir: str | os.PathLike | None = None, index
 
     Frames stay single ``uint8`` 84x84 frames (the samplers stack 4 on the fly); rewards are the
     stored, clipped ones. Episodes end at the stored terminals; the last one is truncated.
+
+    Examples:
+        The files of a toy run 1, epoch 10 (``medium``) of Breakout, 8 frames:
+
+        >>> import gzip
+        >>> from offline_zoo.tasks import get_task
+        >>> epoch = Path("d4rl/Breakout/1/10")
+        >>> epoch.mkdir(parents=True)
+        >>> arrays = {"observation": np.zeros((8, 84, 84), np.uint8), "action": np.zeros(8, np.int32),
+        ...           "reward": np.ones(8, np.float32), "terminal": np.array([0, 0, 0, 1, 0, 0, 0, 0], np.uint8)}
+        >>> for key, array in arrays.items():
+        ...     with gzip.open(epoch / f"{key}.gz", "wb") as f:
+        ...         np.save(f, array)
+        >>> ds = load_d4rl_atari(get_task("breakout-medium"), base_dir="d4rl")
+        >>> ds.n_episodes, ds.observation_shape, ds.discrete     # 4 frames stacked on the fly
+        (2, (4, 84, 84), True)
     """
     level = task.sources["d4rl-atari"].split("-")[1]
     epoch = _D4RL_ATARI_EPOCH[level] if epoch is None else epoch
@@ -269,6 +361,16 @@ def load_generated(task: Task, root: str | os.PathLike | None = None) -> Dataset
     """Load a dataset generated locally by ``zoo-data generate`` (Minari format) for this task.
 
     ``dataset.metadata["generation"]`` records the behaviour policy, its score and the seed.
+
+    Examples:
+        >>> from offline_zoo.data.generation import generate_dataset
+        >>> from offline_zoo.tasks import get_task
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, seed=3, root="datasets")
+        >>> ds = load_generated(get_task("reacher2d-medium"), root="datasets")
+        >>> ds.source, ds.n_episodes, ds.metadata["generation"]["seed"]
+        ('generated', 2, 3)
+        >>> ds.metadata["generation"]["behaviour_policy"]["kind"]
+        'reacher2d-ik'
     """
     from .generation import generation_metadata, open_generated
 

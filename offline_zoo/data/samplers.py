@@ -17,7 +17,14 @@ PAD_ACTION = -10.0  # the released DT/LaMo code pads continuous actions with -10
 
 
 def returns_to_go(dataset: Dataset) -> np.ndarray:
-    """Undiscounted reward-to-go of every step within its episode, including the step's own reward."""
+    """Undiscounted reward-to-go of every step within its episode, including the step's own reward.
+
+    Examples:
+        >>> ds = Dataset.from_arrays(np.zeros((5, 1)), np.zeros((5, 1)), rewards=[1, 2, 3, 4, 5],
+        ...                          terminals=[0, 1, 0, 0, 1])
+        >>> returns_to_go(ds).tolist()          # episodes [1, 2] and [3, 4, 5]
+        [3.0, 2.0, 12.0, 9.0, 5.0]
+    """
     r = dataset.rewards.astype(np.float64)
     csum = np.concatenate([[0.0], np.cumsum(r)])
     ends = np.repeat(dataset.episode_ends, dataset.episode_lengths)
@@ -48,12 +55,17 @@ class WindowSampler:
     timesteps 0, mask 0. Timesteps are clipped to ``max_ep_len - 1``; RTGs are divided by
     ``rtg_scale``.
 
-    >>> import numpy as np
-    >>> from offline_zoo.data import Dataset
-    >>> ds = Dataset.from_arrays(np.zeros((4, 1)), np.zeros((4, 1)), [1, 2, 3, 4], [0, 0, 0, 1])
-    >>> b = WindowSampler(ds, context_len=3, rtg_scale=1, max_ep_len=10).window([2])
-    >>> b["returns_to_go"][0, :, 0].tolist(), b["mask"][0].tolist()
-    ([0.0, 7.0, 4.0], [0.0, 1.0, 1.0])
+    Examples:
+        A window starting 2 steps before the episode end is left-padded by one step:
+
+        >>> import numpy as np
+        >>> from offline_zoo.data import Dataset
+        >>> ds = Dataset.from_arrays(np.zeros((4, 1)), np.zeros((4, 1)), [1, 2, 3, 4], [0, 0, 0, 1])
+        >>> b = WindowSampler(ds, context_len=3, rtg_scale=1, max_ep_len=10).window([2])
+        >>> b["returns_to_go"][0, :, 0].tolist(), b["mask"][0].tolist()
+        ([0.0, 7.0, 4.0], [0.0, 1.0, 1.0])
+        >>> b["actions"][0, :, 0].tolist()      # padded actions are -10
+        [-10.0, 0.0, 0.0]
     """
 
     def __init__(
@@ -131,6 +143,19 @@ class TransitionSampler:
 
     The last step of an episode has ``next_observations`` equal to its own observation and
     ``terminals`` set only when the episode really terminated (a timeout is not a terminal).
+
+    Examples:
+        >>> ds = Dataset.from_arrays(np.arange(4.0).reshape(4, 1), np.zeros((4, 1)), rewards=[1, 2, 3, 4],
+        ...                          terminals=[0, 1, 0, 0])     # episode 2 is cut by the data's end
+        >>> b = TransitionSampler(ds).transitions([0, 1, 3])
+        >>> b["observations"][:, 0].tolist(), b["next_observations"][:, 0].tolist()
+        ([0.0, 1.0, 3.0], [1.0, 1.0, 3.0])
+        >>> b["terminals"].tolist()
+        [0.0, 1.0, 0.0]
+        >>> {k: v.shape for k, v in TransitionSampler(ds, seed=0).sample(8).items()}
+        ... # doctest: +NORMALIZE_WHITESPACE
+        {'observations': (8, 1), 'actions': (8, 1), 'rewards': (8,), 'next_observations': (8, 1),
+         'terminals': (8,)}
     """
 
     def __init__(self, dataset: Dataset, seed: int = 0, normalize: bool = False):

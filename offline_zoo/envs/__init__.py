@@ -1,19 +1,19 @@
 """Evaluation environments of every task family, built the way the datasets were recorded.
 
 ``make_env(task)`` returns a ready ``gymnasium.Env`` (``TimeLimit`` included) for a
-:class:`offline_zoo.tasks.Task` or a task name:
+`offline_zoo.tasks.Task` or a task name:
 
 =========  =====================================================================================
 family     environment
 =========  =====================================================================================
 mujoco     ``gymnasium.make(task.env_id)`` (Hopper-v5, HalfCheetah-v5, Walker2d-v5), TimeLimit
            ``task.max_episode_steps`` (1000).
-reacher2d  :class:`~offline_zoo.envs.reacher2d.Reacher2dEnv`, registered as
+reacher2d  `Reacher2dEnv`, registered as
            ``offline_zoo/Reacher2d-v0`` (100 steps, sparse L1 reward).
 kitchen    ``FrankaKitchen-v1`` of gymnasium-robotics (extra ``kitchen``) with
            ``task.env_kwargs``; the dict observation is flattened like d3rlpy's
            ``get_minari`` flattens Minari's ``D4RL/kitchen/*-v2`` data (see
-           :func:`flatten_kitchen_observation`). Reward per step = sub-tasks completed in that
+           `flatten_kitchen_observation`). Reward per step = sub-tasks completed in that
            step, so the return is the number of sub-tasks completed (the score, 0..4).
 atari      ALE ``{Game}NoFrameskip-v4`` + ``AtariPreprocessing`` (frame skip 4, up to 30 no-ops,
            84x84 grayscale, no terminal on life loss, uint8) + a stack of 4 frames: observations
@@ -28,7 +28,7 @@ plus ``achieved_goal`` and ``desired_goal``, each a dict keyed by sub-task name 
 light switch 2, microwave 1, slide cabinet 1, bottom burner 2, top burner 2, hinge cabinet 2
 values). offline-zoo follows d3rlpy's ``get_minari`` convention: ``observation`` followed by the
 ``desired_goal`` values in sorted key order, i.e. 59 + 11 = 70 dims for the four sub-tasks of the
-kitchen tasks. Use :func:`flatten_kitchen_observation` on dataset observations too, so data and
+kitchen tasks. Use `flatten_kitchen_observation` on dataset observations too, so data and
 environment agree.
 
     >>> from offline_zoo.envs import make_env, env_spaces
@@ -67,7 +67,7 @@ __all__ = [
     "kitchen_observation_dim",
 ]
 
-#: task families :func:`make_env` knows.
+#: task families `make_env` knows.
 FAMILIES = ("mujoco", "reacher2d", "kitchen", "atari")
 
 #: the Atari preprocessing of the LaMo paper (DQN's): passed to gymnasium's ``AtariPreprocessing``,
@@ -101,9 +101,10 @@ KITCHEN_ACTION_DIM = 9
 class MissingExtraError(ImportError):
     """An optional dependency of one task family is missing; the message names the pip extra.
 
-    >>> err = MissingExtraError("FrankaKitchen-v1", "gymnasium_robotics", "kitchen")
-    >>> 'pip install "offline-zoo[kitchen]"' in str(err)
-    True
+    Examples:
+        >>> err = MissingExtraError("FrankaKitchen-v1", "gymnasium_robotics", "kitchen")
+        >>> 'pip install "offline-zoo[kitchen]"' in str(err)
+        True
     """
 
     def __init__(self, what: str, module: str, extra: str):
@@ -126,11 +127,12 @@ def _require(module: str, what: str, extra: str):
 def register_envs() -> None:
     """Register offline-zoo's own environments with gymnasium (``offline_zoo/Reacher2d-v0``).
 
-    Idempotent: calling it again does nothing. :func:`make_env` calls it for you.
+    Idempotent: calling it again does nothing. `make_env` calls it for you.
 
-    >>> register_envs(); register_envs()
-    >>> "offline_zoo/Reacher2d-v0" in gymnasium.registry
-    True
+    Examples:
+        >>> register_envs(); register_envs()
+        >>> "offline_zoo/Reacher2d-v0" in gymnasium.registry
+        True
     """
     if REACHER2D_ENV_ID not in gymnasium.registry:
         gymnasium.register(
@@ -147,11 +149,12 @@ def flatten_kitchen_observation(obs: Mapping[str, Any]) -> np.ndarray:
     The goal values are concatenated in sorted key order (d3rlpy's ``get_minari`` convention).
     Works on one observation or on arrays with leading batch/time axes (concatenates the last axis).
 
-    >>> obs = {"observation": np.zeros(59), "achieved_goal": {},
-    ...        "desired_goal": {"microwave": np.array([-0.75]), "kettle": np.ones(7)}}
-    >>> flat = flatten_kitchen_observation(obs)
-    >>> flat.shape, flat[59:].tolist()
-    ((67,), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -0.75])
+    Examples:
+        >>> obs = {"observation": np.zeros(59), "achieved_goal": {},
+        ...        "desired_goal": {"microwave": np.array([-0.75]), "kettle": np.ones(7)}}
+        >>> flat = flatten_kitchen_observation(obs)
+        >>> flat.shape, flat[59:].tolist()
+        ((67,), [1.0, 1.0, 1.0, 1.0, 1.0, 1.0, 1.0, -0.75])
     """
     try:
         base = np.asarray(obs["observation"])
@@ -172,8 +175,9 @@ def flatten_kitchen_observation(obs: Mapping[str, Any]) -> np.ndarray:
 def kitchen_observation_dim(tasks_to_complete) -> int:
     """Size of the flattened kitchen observation for a list of sub-tasks (59 + their goal sizes).
 
-    >>> kitchen_observation_dim(["microwave", "kettle", "light switch", "slide cabinet"])
-    70
+    Examples:
+        >>> kitchen_observation_dim(["microwave", "kettle", "light switch", "slide cabinet"])
+        70
     """
     tasks = list(tasks_to_complete)
     unknown = [t for t in tasks if t not in KITCHEN_GOAL_SIZES]
@@ -185,13 +189,35 @@ def kitchen_observation_dim(tasks_to_complete) -> int:
 class KitchenFlattenObservation(gymnasium.ObservationWrapper):
     """Turn FrankaKitchen-v1's dict observations into flat float64 vectors.
 
-    See :func:`flatten_kitchen_observation` for the layout (``observation`` then the desired goals
-    in sorted key order). Usually created by :func:`make_env`.
+    See `flatten_kitchen_observation` for the layout (``observation`` then the desired goals
+    in sorted key order). Usually created by `make_env`.
 
-    Example (needs gymnasium-robotics)::
+    Args:
+        env: an environment with FrankaKitchen-v1's Dict observations (``observation``,
+            ``achieved_goal``, ``desired_goal``).
 
-        env = KitchenFlattenObservation(gymnasium.make("FrankaKitchen-v1", tasks_to_complete=["kettle"]))
-        env.observation_space.shape  # (66,)
+    Examples:
+        A stand-in with FrankaKitchen-v1's observation layout (the real environment needs
+        gymnasium-robotics):
+
+        >>> import gymnasium
+        >>> from gymnasium import spaces
+        >>> class FakeKitchen(gymnasium.Env):
+        ...     observation_space = spaces.Dict({
+        ...         "observation": spaces.Box(-1, 1, (59,)),
+        ...         "achieved_goal": spaces.Dict({"kettle": spaces.Box(-1, 1, (7,))}),
+        ...         "desired_goal": spaces.Dict({"kettle": spaces.Box(-1, 1, (7,))}),
+        ...     })
+        ...     action_space = spaces.Box(-1, 1, (9,))
+        ...     def reset(self, *, seed=None, options=None):
+        ...         return self.observation_space.sample(), {}
+        >>> env = KitchenFlattenObservation(FakeKitchen())
+        >>> env.observation_space.shape
+        (66,)
+        >>> obs, info = env.reset(seed=0)
+        >>> obs.shape, obs.dtype.name
+        ((66,), 'float64')
+        >>> KitchenFlattenObservation(gymnasium.make("FrankaKitchen-v1", tasks_to_complete=["kettle"]))  # doctest: +SKIP
     """
 
     def __init__(self, env: gymnasium.Env):
@@ -213,7 +239,7 @@ class KitchenFlattenObservation(gymnasium.ObservationWrapper):
         self.observation_space = gymnasium.spaces.Box(-np.inf, np.inf, shape=(dim,), dtype=np.float64)
 
     def observation(self, observation):
-        """Flatten one dict observation (see :func:`flatten_kitchen_observation`)."""
+        """Flatten one dict observation (see `flatten_kitchen_observation`)."""
         return flatten_kitchen_observation(observation).astype(np.float64)
 
 
@@ -265,16 +291,17 @@ _BUILDERS = {
 
 
 def make_env(task: Task | str, **kwargs: Any) -> gymnasium.Env:
-    """Build the evaluation environment of a task (a :class:`Task` or a task name).
+    """Build the evaluation environment of a task (a `Task` or a task name).
 
     Keyword arguments go to ``gymnasium.make`` of the underlying environment (e.g.
     ``render_mode="rgb_array"``), except ``max_episode_steps`` (default ``task.max_episode_steps``)
     and, for Atari, ``frame_stack`` (default 4). Missing optional packages raise
-    :class:`MissingExtraError` (an ``ImportError``) naming the pip extra to install.
+    `MissingExtraError` (an ``ImportError``) naming the pip extra to install.
 
-    >>> env = make_env("hopper-medium")
-    >>> env.spec.max_episode_steps, env.observation_space.shape
-    (1000, (11,))
+    Examples:
+        >>> env = make_env("hopper-medium")
+        >>> env.spec.max_episode_steps, env.observation_space.shape
+        (1000, (11,))
     """
     task = get_task(task)
     _check_family(task)
@@ -298,10 +325,11 @@ def env_spaces(task: Task | str) -> tuple[tuple[int, ...], int, bool]:
     Nothing is stepped and results are cached. Kitchen is answered from FrankaKitchen-v1's known
     layout (no gymnasium-robotics needed); Atari opens the ALE once to count the actions.
 
-    >>> env_spaces("reacher2d-medium")
-    ((12,), 2, False)
-    >>> env_spaces("kitchen-complete")
-    ((70,), 9, False)
+    Examples:
+        >>> env_spaces("reacher2d-medium")
+        ((12,), 2, False)
+        >>> env_spaces("kitchen-complete")
+        ((70,), 9, False)
     """
     task = get_task(task)
     _check_family(task)

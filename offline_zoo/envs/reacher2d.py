@@ -50,7 +50,7 @@ from gymnasium.envs.mujoco import MujocoEnv
 
 __all__ = ["Reacher2dEnv", "REACHER2D_ENV_ID", "REACHER2D_MAX_EPISODE_STEPS", "XML_PATH"]
 
-#: gymnasium id under which :func:`offline_zoo.envs.register_envs` registers the environment.
+#: gymnasium id under which `offline_zoo.envs.register_envs` registers the environment.
 REACHER2D_ENV_ID = "offline_zoo/Reacher2d-v0"
 #: episode length of the registration (agent steps).
 REACHER2D_MAX_EPISODE_STEPS = 100
@@ -69,9 +69,9 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
         success_threshold: L1 fingertip-target distance below which a step earns reward 1.
         target_radius_range: ``(r_min, r_max)`` of the annulus the target is drawn from.
         init_qpos_range: joint angles at reset are uniform in ``[-init_qpos_range, init_qpos_range]``.
-        **kwargs: passed to :class:`gymnasium.envs.mujoco.MujocoEnv` (``render_mode``, ``width``...).
+        **kwargs: passed to `gymnasium.envs.mujoco.MujocoEnv` (``render_mode``, ``width``...).
 
-    Example:
+    Examples:
         >>> env = Reacher2dEnv()
         >>> obs, _ = env.reset(seed=1)
         >>> obs, reward, terminated, truncated, info = env.step(np.zeros(2))
@@ -85,7 +85,7 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
         "render_fps": 7,
     }
 
-    #: link lengths used by :meth:`forward_kinematics` / :meth:`inverse_kinematics` (match the XML).
+    #: link lengths used by `forward_kinematics` / `inverse_kinematics` (match the XML).
     UPPER_ARM = 0.6
     FOREARM_TO_TIP = 0.45
     ELBOW_LIMIT = 2.8
@@ -135,9 +135,10 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
     def fingertip_xy(self) -> np.ndarray:
         """Current fingertip position (x, y) in the plane.
 
-        >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
-        >>> env.fingertip_xy.shape
-        (2,)
+        Examples:
+            >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
+            >>> env.fingertip_xy.shape
+            (2,)
         """
         return self.data.site_xpos[self._fingertip_site][:2].copy()
 
@@ -145,19 +146,21 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
     def target_xy(self) -> np.ndarray:
         """Current target position (x, y) in the plane.
 
-        >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
-        >>> 0.5 <= float(np.linalg.norm(env.target_xy)) <= 1.0
-        True
+        Examples:
+            >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
+            >>> 0.5 <= float(np.linalg.norm(env.target_xy)) <= 1.0
+            True
         """
         return self.data.mocap_pos[self._target_mocap][:2].copy()
 
     def set_target(self, xy) -> np.ndarray:
         """Move the target to ``xy`` (within the episode) and return the new observation.
 
-        >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
-        >>> obs = env.set_target([0.7, 0.0])
-        >>> obs[8:10].tolist()
-        [0.7, 0.0]
+        Examples:
+            >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
+            >>> obs = env.set_target([0.7, 0.0])
+            >>> obs[8:10].tolist()
+            [0.7, 0.0]
         """
         xy = np.asarray(xy, dtype=np.float64).reshape(-1)
         if xy.shape != (2,):
@@ -169,9 +172,10 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
     def l1_distance(self) -> float:
         """L1 distance ``|dx| + |dy|`` between fingertip and target (what the reward thresholds).
 
-        >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
-        >>> env.l1_distance() >= 0.0
-        True
+        Examples:
+            >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
+            >>> env.l1_distance() >= 0.0
+            True
         """
         return float(np.abs(self.fingertip_xy - self.target_xy).sum())
 
@@ -179,8 +183,9 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
     def forward_kinematics(cls, qpos) -> np.ndarray:
         """Fingertip (x, y) for joint angles ``(shoulder, elbow)``.
 
-        >>> Reacher2dEnv.forward_kinematics([0.0, 0.0]).round(3).tolist()
-        [1.05, 0.0]
+        Examples:
+            >>> Reacher2dEnv.forward_kinematics([0.0, 0.0]).round(3).tolist()
+            [1.05, 0.0]
         """
         q1, q2 = np.asarray(qpos, dtype=np.float64)[:2]
         return np.array(
@@ -197,9 +202,10 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
         Raises a ValueError when ``xy`` is outside the arm's reach. ``elbow_up`` picks the
         positive-elbow solution (the other one mirrors it).
 
-        >>> q = Reacher2dEnv.inverse_kinematics([0.3, 0.6])
-        >>> Reacher2dEnv.forward_kinematics(q).round(6).tolist()
-        [0.3, 0.6]
+        Examples:
+            >>> q = Reacher2dEnv.inverse_kinematics([0.3, 0.6])
+            >>> Reacher2dEnv.forward_kinematics(q).round(6).tolist()
+            [0.3, 0.6]
         """
         x, y = np.asarray(xy, dtype=np.float64).reshape(-1)[:2]
         l1, l2 = cls.UPPER_ARM, cls.FOREARM_TO_TIP
@@ -226,9 +232,10 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
         ``info`` holds ``distance_l1`` and ``is_success`` (reward == 1). ``terminated`` is always
         False; the 100-step limit comes from the registration's ``TimeLimit``.
 
-        >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
-        >>> sorted(env.step(np.zeros(2))[4])
-        ['distance_l1', 'is_success']
+        Examples:
+            >>> env = Reacher2dEnv(); _ = env.reset(seed=0)
+            >>> sorted(env.step(np.zeros(2))[4])
+            ['distance_l1', 'is_success']
         """
         action = np.clip(np.asarray(action, dtype=np.float64).reshape(-1), -1.0, 1.0)
         if action.shape != (2,):
@@ -247,9 +254,10 @@ class Reacher2dEnv(MujocoEnv, utils.EzPickle):
     def reset_model(self) -> np.ndarray:
         """Draw joint angles and the target from ``self.np_random`` (seeded by ``reset(seed=...)``).
 
-        >>> env = Reacher2dEnv()
-        >>> bool(np.allclose(env.reset(seed=3)[0], env.reset(seed=3)[0]))
-        True
+        Examples:
+            >>> env = Reacher2dEnv()
+            >>> bool(np.allclose(env.reset(seed=3)[0], env.reset(seed=3)[0]))
+            True
         """
         lim = self.init_qpos_range
         qpos = self.np_random.uniform(low=-lim, high=lim, size=self.model.nq)

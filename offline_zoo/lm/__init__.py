@@ -11,10 +11,12 @@
 Caches live under ``$OFFLINE_ZOO_HOME`` (default ``~/.cache/offline_zoo``): ``tokens/`` for
 tokenized corpora, ``kmeans/`` for token centres.
 
-Example:
+Examples:
     >>> from offline_zoo.lm import load_language_model, load_tokenizer, TokenBlockSource
     >>> lm = load_language_model("embedded")          # no network needed
     >>> tok = load_tokenizer("embedded")
+    >>> lm.config.n_embd, tok("Hello world")["input_ids"]
+    (40, [15496, 995])
 """
 
 from offline_zoo.lm.corpus import (

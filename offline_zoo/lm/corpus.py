@@ -46,9 +46,11 @@ def default_cache_dir() -> Path:
 
     The same root as the datasets (:func:`offline_zoo.data.data_home`).
 
-    Example:
-        >>> default_cache_dir()  # doctest: +SKIP
-        PosixPath('/home/me/.cache/offline_zoo')
+    Examples:
+        >>> import os
+        >>> root = os.environ.get("OFFLINE_ZOO_HOME", Path.home() / ".cache" / "offline_zoo")
+        >>> default_cache_dir() == Path(root).expanduser()
+        True
     """
     from offline_zoo.data.loaders import data_home
 
@@ -58,9 +60,11 @@ def default_cache_dir() -> Path:
 def tokenizer_fingerprint(tokenizer: Any) -> str:
     """Short hash identifying a tokenizer's vocabulary, merges and normalisation.
 
-    Example:
-        >>> tokenizer_fingerprint(load_tokenizer("embedded"))[:8]
-        '...'
+    Examples:
+        >>> from offline_zoo.lm import load_tokenizer
+        >>> fp = tokenizer_fingerprint(load_tokenizer("embedded"))
+        >>> len(fp), fp == tokenizer_fingerprint(load_tokenizer("embedded"))   # stable across loads
+        (20, True)
     """
     h = hashlib.sha256()
     backend = getattr(tokenizer, "backend_tokenizer", None)
@@ -82,9 +86,11 @@ def tokenize_lines(
 ) -> np.ndarray:
     """Tokenize each line on its own (keep its newline) and concatenate, in chunks of lines.
 
-    Example:
-        >>> tokenize_lines(["Hello world\\n", "Bye\\n"], load_tokenizer("embedded")).tolist()
-        [15496, 995, 198, 3856, 68, 198]
+    Examples:
+        >>> from offline_zoo.lm import load_tokenizer
+        >>> ids = tokenize_lines(["Hello world\\n", "Bye\\n"], load_tokenizer("embedded"))
+        >>> ids.tolist(), ids.dtype   # 198 is the newline token
+        ([15496, 995, 198, 3886, 68, 198], dtype('uint16'))
     """
     dtype = np.dtype(dtype) if dtype is not None else _token_dtype(tokenizer)
     parts: list[np.ndarray] = []
@@ -164,7 +170,7 @@ def embedded_corpus() -> Path:
     Small language data for the auxiliary losses on machines without a network (WikiText-2 is
     CC BY-SA 3.0, Merity et al. 2016). Use WikiText-103 or a real corpus for paper-scale runs.
 
-    Example:
+    Examples:
         >>> embedded_corpus().name
         'corpus-sample.txt'
     """
@@ -214,10 +220,19 @@ class TokenBlockSource:
         tokens: the flat token array (``np.uint16`` for GPT-2; memory-mapped when loaded from cache).
         description: where the tokens came from (files, hashes, tokenizer), JSON-serialisable.
 
-    Example:
-        >>> src = TokenBlockSource("wikitext-2/valid.txt", "embedded", block_size=1024, batch_size=2)
-        >>> src.next_batch().shape
-        torch.Size([2, 1024])
+    Examples:
+        A file (here the excerpt shipped with the embedded LM; tokenized once, then cached):
+
+        >>> src = TokenBlockSource("embedded", "embedded", block_size=1024, batch_size=2)
+        >>> src.next_batch().shape, src.tokens.dtype
+        (torch.Size([2, 1024]), dtype('uint16'))
+        >>> src.n_tokens > 40_000
+        True
+
+        Raw texts (a string with whitespace that is not an existing path):
+
+        >>> TokenBlockSource("The cat sat on the mat.", "embedded", block_size=4).n_tokens
+        7
     """
 
     def __init__(
@@ -289,7 +304,7 @@ class TokenBlockSource:
     ) -> "TokenBlockSource":
         """Source over an existing flat token array (no tokenizer, no cache).
 
-        Example:
+        Examples:
             >>> src = TokenBlockSource.from_tokens(np.arange(100), block_size=8, batch_size=4)
             >>> src.next_batch().shape
             torch.Size([4, 8])
@@ -310,8 +325,10 @@ class TokenBlockSource:
     ) -> "TokenBlockSource":
         """Source over in-memory raw texts (never read as paths, not cached).
 
-        Example:
+        Examples:
             >>> src = TokenBlockSource.from_texts(["a short text"] * 50, "embedded", block_size=16)
+            >>> src.n_tokens, src.next_batch().shape      # 3 tokens per text
+            (150, torch.Size([2, 16]))
         """
         if isinstance(tokenizer, (str, os.PathLike)):
             from offline_zoo.lm.loading import load_tokenizer
@@ -344,8 +361,16 @@ class TokenBlockSource:
         network. Offline and not cached: fails at once with a message naming the alternatives
         (local text files, e.g. a WikiText folder).
 
-        Example:
-            >>> src = TokenBlockSource.from_hf_wikitext103("gpt2")   # 2 x 1024 blocks, as the papers
+        Examples:
+            >>> src = TokenBlockSource.from_hf_wikitext103("gpt2")  # doctest: +SKIP
+
+            (2 x 1024-token blocks, as the papers; needs ``datasets`` and, once, a network.) Bad
+            arguments fail before anything is downloaded:
+
+            >>> TokenBlockSource.from_hf_wikitext103("embedded", split="dev")
+            Traceback (most recent call last):
+            ...
+            ValueError: split must be one of ('train', 'validation', 'test'), got 'dev'
         """
         allowed_splits = ("train", "validation", "test")
         if split not in allowed_splits:
@@ -399,7 +424,7 @@ class TokenBlockSource:
     def n_tokens(self) -> int:
         """Number of tokens in the corpus.
 
-        Example:
+        Examples:
             >>> TokenBlockSource.from_tokens(np.arange(100), block_size=8).n_tokens
             100
         """
@@ -408,8 +433,11 @@ class TokenBlockSource:
     def reset(self, seed: int | None = None) -> None:
         """Restart the block-offset generator (from ``seed``, default the constructor's).
 
-        Example:
-            >>> src.reset(); a = src.next_batch(); src.reset(); bool((a == src.next_batch()).all())
+        Examples:
+            >>> src = TokenBlockSource.from_tokens(np.arange(1000), block_size=8)
+            >>> first = src.next_batch()
+            >>> src.reset()
+            >>> torch.equal(first, src.next_batch())
             True
         """
         self.rng = np.random.default_rng(self.seed if seed is None else int(seed))
@@ -417,8 +445,13 @@ class TokenBlockSource:
     def next_batch(self) -> torch.LongTensor:
         """``(batch_size, block_size)`` int64 tensor of blocks at uniformly random offsets.
 
-        Example:
+        Examples:
+            >>> src = TokenBlockSource.from_tokens(np.arange(1000), block_size=8, batch_size=3)
             >>> batch = src.next_batch()      # feed as input_ids=batch, labels=batch
+            >>> batch.shape, batch.dtype
+            (torch.Size([3, 8]), torch.int64)
+            >>> bool((batch[:, 1:] - batch[:, :-1] == 1).all())   # contiguous blocks of the corpus
+            True
         """
         starts = self.rng.integers(0, self.n_tokens - self.block_size + 1, size=self.batch_size)
         index = starts[:, None] + self._offsets[None, :]
@@ -436,9 +469,12 @@ class TokenBlockSource:
 
         The trailing partial block is dropped. ``max_tokens`` caps the tokens covered.
 
-        Example:
-            >>> sum(b.numel() for b in src.iter_blocks(block_size=128, max_tokens=1024))
-            1024
+        Examples:
+            >>> src = TokenBlockSource.from_tokens(np.arange(1000), block_size=128, batch_size=2)
+            >>> [tuple(b.shape) for b in src.iter_blocks(max_tokens=640)]
+            [(2, 128), (2, 128), (1, 128)]
+            >>> next(src.iter_blocks(block_size=4))[0].tolist()
+            [0, 1, 2, 3]
         """
         block_size = int(block_size or self.block_size)
         batch_size = int(batch_size or self.batch_size)
@@ -455,8 +491,13 @@ class TokenBlockSource:
         Word order, and with it everything a language model could learn beyond unigram frequencies,
         is destroyed; the token histogram is kept.
 
-        Example:
+        Examples:
+            >>> src = TokenBlockSource.from_tokens(np.arange(1000), block_size=8)
             >>> noisy = src.shuffled(seed=0)
+            >>> np.array_equal(np.sort(noisy.tokens), src.tokens)   # same tokens, random order
+            True
+            >>> bool((noisy.tokens != src.tokens).any())
+            True
         """
         perm = np.random.default_rng(seed).permutation(self.n_tokens)
         tokens = np.asarray(self.tokens)[perm]

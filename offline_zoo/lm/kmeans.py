@@ -138,7 +138,7 @@ def spherical_kmeans(
         ``(centres, labels)``: float32 ``(k, d)`` unit-norm centres and the ``(n,)`` cluster index of
         every row. Empty clusters are re-seeded with the points worst served by their centre.
 
-    Example:
+    Examples:
         >>> centres, labels = spherical_kmeans(torch.randn(5000, 32), n_clusters=50, seed=0)
         >>> centres.shape, labels.shape
         (torch.Size([50, 32]), torch.Size([5000]))
@@ -182,9 +182,12 @@ def spherical_kmeans(
 def wte_of(lm_or_wte: Any) -> torch.Tensor:
     """The token-embedding matrix of a model (``get_input_embeddings()``), an Embedding or a tensor.
 
-    Example:
+    Examples:
+        >>> from offline_zoo.lm import load_language_model
         >>> wte_of(load_language_model("embedded")).shape
         torch.Size([50257, 40])
+        >>> wte_of(torch.nn.Embedding(10, 4)).shape
+        torch.Size([10, 4])
     """
     if isinstance(lm_or_wte, torch.Tensor):
         weight = lm_or_wte
@@ -217,8 +220,20 @@ def token_centres(
     ``~/.cache/offline_zoo``; ``False`` disables the cache). Returns float32 unit-norm ``(k, d)``
     centres on the wte's device.
 
-    Example:
-        >>> centres = token_centres(load_language_model("gpt2"), n_clusters=1000)   # (1000, 768)
+    Examples:
+        Wiki-RL uses 1000 centres of GPT-2's embeddings (``(1000, 768)``, a few seconds on a CPU):
+
+        >>> centres = token_centres(load_language_model("gpt2"), n_clusters=1000)  # doctest: +SKIP
+
+        The same on the embedded tiny LM, with fewer centres:
+
+        >>> from offline_zoo.lm import load_language_model
+        >>> lm = load_language_model("embedded")
+        >>> centres = token_centres(lm, n_clusters=16, n_iter=3)
+        >>> centres.shape, torch.allclose(centres.norm(dim=1), torch.ones(16))
+        (torch.Size([16, 40]), True)
+        >>> torch.equal(token_centres(lm, n_clusters=16, n_iter=3), centres)   # read from the cache
+        True
     """
     wte = wte_of(lm_or_wte)
     flat = wte.float().contiguous().cpu()
@@ -264,7 +279,7 @@ def alignment_loss(
     has no mask (padding counts). Gradients flow into ``input_embeds`` (and ``centres`` if they
     require grad; the released code keeps them fixed).
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[1.0, 0.0]]); c = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> float(alignment_loss(x, c)), float(alignment_loss(x, c, mode="released"))
         (-1.0, -0.5)
@@ -301,7 +316,7 @@ def alignment_weight(step: float, base: float = 0.1, horizon: float = 5000) -> f
     ``base * sigmoid((horizon - step) / (horizon / 10) - 5)``: 0.0993 at step 0 (base 0.1), 0.05 at
     2500, 0.00067 at 5000, -> 0 after. Use ``horizon=15000`` for the released LM co-training variant.
 
-    Example:
+    Examples:
         >>> round(alignment_weight(2500), 6)
         0.05
     """

@@ -56,7 +56,7 @@ perplexity 244.8 (50237 at initialisation). See its ``training_info.json``; retr
 ``GPT2LMHeadModel.from_pretrained(EMBEDDED_LM)`` keeps the stored float16 under transformers 5 unless
 given ``dtype=torch.float32``.
 
-Example:
+Examples:
     >>> from offline_zoo.lm import EMBEDDED_LM, load_language_model
     >>> model = load_language_model(EMBEDDED_LM)       # same as load_language_model("embedded")
 """
@@ -71,7 +71,7 @@ KNOWN_GPT2_ARCHITECTURES: dict[str, dict[str, int]] = {
 }
 """Layer / width / head counts of the public GPT-2 checkpoints (vocab 50257, 1024 positions).
 
-Example:
+Examples:
     >>> KNOWN_GPT2_ARCHITECTURES["gpt2-medium"]
     {'n_layer': 24, 'n_embd': 1024, 'n_head': 16}
 """
@@ -92,20 +92,32 @@ class LanguageModelNotAvailableError(OSError):
 
     The message says how to get it (network once, ``HF_HOME``, a local directory, the embedded LM).
 
-    Example:
-        >>> try:
-        ...     load_language_model("gpt2")
-        ... except LanguageModelNotAvailableError as err:
-        ...     print(err)
+    Examples:
+        With the hub switched off, a model that is not in the local cache fails at once:
+
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+        ...     try:
+        ...         load_language_model("offline-zoo/not-in-any-cache")
+        ...     except LanguageModelNotAvailableError as err:
+        ...         print(str(err).splitlines()[0])
+        ...         print("embedded" in str(err))
+        Could not load language model 'offline-zoo/not-in-any-cache': it is not in the local Hugging Face cache and HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set.
+        True
     """
 
 
 def hub_offline() -> bool:
     """True when ``HF_HUB_OFFLINE`` or ``TRANSFORMERS_OFFLINE`` is set to a true value (read now).
 
-    Example:
-        >>> import os; os.environ["HF_HUB_OFFLINE"] = "1"; hub_offline()
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+        ...     hub_offline()
         True
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "0", "TRANSFORMERS_OFFLINE": ""}):
+        ...     hub_offline()
+        False
     """
     return any(
         os.environ.get(var, "").strip().lower() in _TRUE
@@ -129,7 +141,7 @@ def resolve_lm_dir(lm: str | os.PathLike) -> Path | None:
     Raises ``FileNotFoundError`` when ``lm`` is clearly a path (absolute, ``./``, ``~``, more than one
     ``/``) that does not exist.
 
-    Example:
+    Examples:
         >>> resolve_lm_dir("embedded") == Path(EMBEDDED_LM)
         True
         >>> resolve_lm_dir("gpt2") is None
@@ -286,7 +298,10 @@ def load_language_model(
         pretrained: load the weights (True) or build the same architecture randomly initialised
             (False; no network needed for the names in :data:`KNOWN_GPT2_ARCHITECTURES` and for local
             directories).
-        n_layer, n_embd, n_head: size overrides, only with ``pretrained=False``.
+        n_layer: number of transformer blocks (a size override, only with ``pretrained=False``).
+        n_embd: hidden size (a size override, only with ``pretrained=False``).
+        n_head: attention heads, must divide ``n_embd`` (a size override, only with
+            ``pretrained=False``).
         dtype: parameter dtype of the returned model (default float32, also for checkpoints stored
             in half precision such as the embedded LM); None keeps what ``transformers`` picks.
         **config_overrides: other ``GPT2Config`` fields, e.g. ``resid_pdrop=0.2`` (allowed with
@@ -297,7 +312,7 @@ def load_language_model(
             well under a second when ``HF_HUB_OFFLINE=1``).
         ValueError: size overrides together with ``pretrained=True``.
 
-    Example:
+    Examples:
         >>> model = load_language_model("embedded")                     # offline
         >>> small = load_language_model("gpt2", pretrained=False, n_layer=3, n_embd=128, n_head=1)
         >>> small.config.n_layer, small.transformer.wte.weight.shape
@@ -358,7 +373,7 @@ def load_tokenizer(path_or_name: str | os.PathLike = "gpt2") -> transformers.Pre
     ``"embedded"`` (the tokenizer shipped with the embedded LM, identical to GPT-2's), or a hub name,
     loaded with the same fail-fast policy as :func:`load_language_model`.
 
-    Example:
+    Examples:
         >>> tok = load_tokenizer("embedded")
         >>> tok("Hello world")["input_ids"]
         [15496, 995]

@@ -54,14 +54,28 @@ class PretrainResult:
     Attributes:
         out_dir: the saved model directory.
         steps: gradient steps actually taken (``early_stop_steps`` when early-stopped).
-        perplexity_before / perplexity_after: on the evaluation text (held-out when given).
+        perplexity_before: perplexity at initialisation, on the evaluation text (held-out when
+            given).
+        perplexity_after: perplexity after training, on the same text.
         sample: text generated from :data:`SAMPLE_PROMPT` after training.
         seconds: wall-clock training time (without the evaluations).
         losses: ``(step, mean training loss since the previous entry)`` pairs.
         info: the content of ``training_info.json``.
 
-    Example:
-        >>> res = pretrain_language_model(...); print(res.perplexity_before, "->", res.perplexity_after)
+    Examples:
+        Three steps of a one-layer, 8-dim model on a few sentences:
+
+        >>> from offline_zoo.lm import TokenBlockSource
+        >>> corpus = TokenBlockSource.from_texts(["The cat sat on the mat. " * 20], "embedded", block_size=16)
+        >>> res = pretrain_language_model(corpus, "tiny-lm", n_layer=1, n_embd=8, n_head=1, steps=3,
+        ...                               block_size=16, batch_size=2, lr=1e-2, tokenizer="embedded",
+        ...                               n_positions=32, progress_bar=False)
+        >>> res.steps, res.out_dir.name, [step for step, loss in res.losses]
+        (3, 'tiny-lm', [3])
+        >>> res.perplexity_after < res.perplexity_before          # about the vocabulary size at init
+        True
+        >>> res.info["architecture"]["n_embd"], res.info["sample"]["prompt"]
+        (8, 'Hello, my name is Tom.')
     """
 
     out_dir: Path
@@ -90,9 +104,15 @@ def perplexity(
     LongTensor of blocks, or an iterable of such tensors. Every position but the first of each block
     is predicted; the model is put in eval mode and restored afterwards.
 
-    Example:
-        >>> perplexity(load_language_model("embedded"), TokenBlockSource("test.txt", "embedded", 128))
-        ...
+    Examples:
+        >>> from offline_zoo.lm import load_language_model
+        >>> lm = load_language_model("embedded")
+        >>> text = TokenBlockSource("embedded", "embedded", block_size=128)   # a WikiText-2 excerpt
+        >>> ppl = perplexity(lm, text, max_tokens=256)                       # 2 blocks of 128 tokens
+        >>> 50 < ppl < 1000        # a trained LM; a random one scores about the vocabulary size
+        True
+        >>> perplexity(lm, text.next_batch()) > 0                            # or a tensor of blocks
+        True
     """
     if isinstance(token_source_or_blocks, TokenBlockSource):
         blocks: Iterable[torch.Tensor] = token_source_or_blocks.iter_blocks(
@@ -141,9 +161,12 @@ def generate_sample(
 ) -> str:
     """Seeded top-k sample continuing ``prompt`` (the LaMo paper's language-ability check).
 
-    Example:
-        >>> generate_sample(load_language_model("embedded"), load_tokenizer("embedded"))
-        ' ...'
+    Examples:
+        >>> from offline_zoo.lm import load_language_model
+        >>> lm, tok = load_language_model("embedded"), load_tokenizer("embedded")
+        >>> text = generate_sample(lm, tok, max_new_tokens=8)    # continues "Hello, my name is Tom."
+        >>> isinstance(text, str), text == generate_sample(lm, tok, max_new_tokens=8)   # seeded
+        (True, True)
     """
     was_training = model.training
     model.eval()
@@ -264,9 +287,12 @@ def pretrain_language_model(
     Args:
         corpus: a :class:`TokenBlockSource` or what its constructor takes (files, a directory, texts).
         out_dir: output directory (created; existing model files are overwritten).
-        n_layer, n_embd, n_head: architecture (ChibiT: 3 / 128 / 1). Vocabulary = the tokenizer's.
+        n_layer: transformer blocks (ChibiT: 3).
+        n_embd: hidden size (ChibiT: 128). The vocabulary is the tokenizer's.
+        n_head: attention heads (ChibiT: 1); must divide ``n_embd``.
         steps: planned gradient steps (the learning-rate schedule spans them).
-        block_size, batch_size: tokens per sequence and sequences per step.
+        block_size: tokens per training sequence.
+        batch_size: sequences per step.
         lr: peak AdamW learning rate (linear warmup, then cosine decay to ``min_lr_ratio * lr``).
         seed: seeds the initialisation, the block sampling and the token shuffle.
         tokenizer: a tokenizer or a name / directory for :func:`load_tokenizer` (GPT-2 BPE).
@@ -291,12 +317,38 @@ def pretrain_language_model(
     Returns:
         :class:`PretrainResult`; the directory also holds ``training_info.json``.
 
-    Example:
+    Examples:
+        ChibiT on WikiText-2 (minutes on a CPU; the WikiText files are not shipped):
+
         >>> res = pretrain_language_model("wikitext-2/valid.txt", "runs/chibit", n_layer=3, n_embd=128,
         ...                               n_head=1, steps=2000, block_size=256, batch_size=16, lr=1e-3,
-        ...                               seed=0, tokenizer="gpt2", eval_corpus="wikitext-2/test.txt")
-        >>> res.perplexity_after < res.perplexity_before
-        True
+        ...                               eval_corpus="wikitext-2/test.txt")  # doctest: +SKIP
+
+        A few steps of a tiny model on a few sentences, with held-out text, then loaded back:
+
+        >>> from offline_zoo.lm import load_language_model
+        >>> train = ["The cat sat on the mat. The dog sat on the log.\\n" * 20]
+        >>> held_out = ["The dog sat on the mat. The cat sat on the log.\\n" * 5]
+        >>> res = pretrain_language_model(train, "tiny-lm", n_layer=1, n_embd=8, n_head=1, steps=5,
+        ...                               block_size=16, batch_size=2, lr=1e-2, tokenizer="embedded",
+        ...                               eval_corpus=held_out, n_positions=32, progress_bar=False)
+        >>> res.steps, res.perplexity_after < res.perplexity_before
+        (5, True)
+        >>> sorted(p.name for p in res.out_dir.iterdir())    # doctest: +NORMALIZE_WHITESPACE
+        ['config.json', 'generation_config.json', 'merges.txt', 'model.safetensors',
+         'tokenizer_config.json', 'training_info.json', 'vocab.json']
+        >>> load_language_model("tiny-lm").config.n_embd
+        8
+
+        LaMo's ablations: ``early_stop_steps=`` (an early checkpoint of a longer run) and
+        ``shuffle_tokens=True`` (a corpus without word order):
+
+        >>> res = pretrain_language_model(train, "ablation", n_layer=1, n_embd=8, n_head=1, steps=30,
+        ...                               early_stop_steps=2, shuffle_tokens=True, block_size=16,
+        ...                               batch_size=2, tokenizer="embedded", n_positions=32,
+        ...                               progress_bar=False)
+        >>> res.steps, res.info["training"]["planned_steps"], res.info["corpus"]["shuffled_tokens"]
+        (2, 30, True)
     """
     n_layer = _positive_int("n_layer", n_layer)
     n_embd = _positive_int("n_embd", n_embd)

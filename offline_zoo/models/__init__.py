@@ -1,13 +1,13 @@
 """Torch modules of the sequence-model agents (no training loops, no data loading).
 
-* :class:`TrajectoryTransformer` / :class:`TransformerSpec` / :func:`spec_preset`: the
+* `TrajectoryTransformer` / `TransformerSpec` / `spec_preset`: the
   return-conditioned trajectory transformer shared by DT, Wiki-RL and LaMo over a GPT-2 body.
-* :mod:`~offline_zoo.models.embeddings`: residual-MLP embeddings and action heads.
-* :class:`NatureCNN`: Atari frame encoder.
-* :func:`apply_lora`, :func:`freeze_for_mode`, :func:`merge_lora`, :func:`count_parameters`:
+* `offline_zoo.models.embeddings`: residual-MLP embeddings and action heads.
+* `NatureCNN`: Atari frame encoder.
+* `apply_lora`, `freeze_for_mode`, `merge_lora`, `count_parameters`:
   LaMo's LoRA structure (three adapters on Q, K, V) and fine-tuning modes.
 
-Example:
+Examples:
     >>> from transformers import GPT2Config, GPT2Model
     >>> body = GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=50))
     >>> model = TrajectoryTransformer(body, spec_preset("lamo", (11,), 3, max_ep_len=1000))

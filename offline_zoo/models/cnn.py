@@ -1,6 +1,6 @@
 """Nature-DQN convolutional state encoder for stacked Atari frames.
 
-Example:
+Examples:
     >>> import torch
     >>> enc = NatureCNN(out_dim=64)
     >>> enc(torch.zeros(2, 4, 84, 84)).shape
@@ -20,7 +20,7 @@ __all__ = ["NatureCNN", "conv_output_size"]
 def conv_output_size(size: int, kernel: int, stride: int, padding: int = 0) -> int:
     """Spatial output size of a convolution along one axis.
 
-    Example:
+    Examples:
         >>> conv_output_size(84, 8, 4)
         20
     """
@@ -31,7 +31,7 @@ class NatureCNN(nn.Module):
     """Nature-DQN encoder: 32@8x8/4, 64@4x4/2, 64@3x3/1 (ReLU), flatten, ``Linear(-> out_dim)``.
 
     No activation after the final Linear (as in LaMo's Atari code). With ``residual=True`` a
-    :class:`~offline_zoo.models.embeddings.ResidualMLP` block ``(out_dim -> out_dim)`` follows
+    `ResidualMLP` block ``(out_dim -> out_dim)`` follows
     (LaMo's MLP-embedding variant). Inputs are float tensors (N, C, H, W) already scaled to [0, 1];
     the trajectory transformer divides uint8 frames by 255 before calling this module.
 
@@ -41,7 +41,7 @@ class NatureCNN(nn.Module):
         out_dim: embedding size.
         residual: append a residual MLP block.
 
-    Example:
+    Examples:
         >>> import torch
         >>> NatureCNN(in_channels=4, out_dim=32, residual=True)(torch.rand(3, 4, 84, 84)).shape
         torch.Size([3, 32])

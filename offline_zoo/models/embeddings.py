@@ -11,7 +11,7 @@ Action heads: ``"linear_tanh"`` (Linear + Tanh, DT / LaMo-Hopper), ``"linear"`` 
 ``"mlp"`` (LaMo: Linear(d, d) -> GELU -> Linear(d, act_dim), no Tanh). Discrete heads are a
 ``Linear(d, n_actions)`` with an optional Tanh on the logits (inherited by LaMo's Atari code).
 
-Example:
+Examples:
     >>> import torch
     >>> emb = make_embedding("mlp", 11, 64)
     >>> emb(torch.zeros(2, 5, 11)).shape
@@ -51,7 +51,7 @@ class ResidualMLP(nn.Module):
         in_dim: input features.
         out_dim: output (and hidden) features.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ResidualMLP(3, 8)(torch.zeros(4, 3)).shape
         torch.Size([4, 8])
@@ -74,7 +74,7 @@ class ResidualTokenEmbedding(nn.Module):
 
     Used for discrete (Atari) actions by LaMo's MLP-embedding variant.
 
-    Example:
+    Examples:
         >>> import torch
         >>> ResidualTokenEmbedding(6, 8)(torch.zeros(2, 3, dtype=torch.long)).shape
         torch.Size([2, 3, 8])
@@ -95,7 +95,7 @@ class ResidualTokenEmbedding(nn.Module):
 class MLPHead(nn.Module):
     """LaMo's action head: ``Linear(d, hidden) -> GELU -> Linear(hidden, out_dim)``, no Tanh.
 
-    Example:
+    Examples:
         >>> import torch
         >>> MLPHead(8, 3)(torch.zeros(2, 8)).shape
         torch.Size([2, 3])
@@ -117,11 +117,11 @@ def make_embedding(kind: str, in_dim: int, dim: int) -> nn.Module:
     """Embedding of a continuous modality (return-to-go, vector state, continuous action).
 
     Args:
-        kind: ``"linear"`` (``nn.Linear(in_dim, dim)``) or ``"mlp"`` (:class:`ResidualMLP`).
+        kind: ``"linear"`` (``nn.Linear(in_dim, dim)``) or ``"mlp"`` (`ResidualMLP`).
         in_dim: input features.
         dim: embedding size (the body's ``n_embd``).
 
-    Example:
+    Examples:
         >>> make_embedding("linear", 1, 16)
         Linear(in_features=1, out_features=16, bias=True)
     """
@@ -135,11 +135,11 @@ def make_token_embedding(kind: str, num_embeddings: int, dim: int) -> nn.Module:
     """Embedding of a discrete modality (Atari actions).
 
     Args:
-        kind: ``"linear"`` (``nn.Embedding``) or ``"mlp"`` (:class:`ResidualTokenEmbedding`).
+        kind: ``"linear"`` (``nn.Embedding``) or ``"mlp"`` (`ResidualTokenEmbedding`).
         num_embeddings: number of discrete values (actions).
         dim: embedding size.
 
-    Example:
+    Examples:
         >>> make_token_embedding("linear", 4, 16)
         Embedding(4, 16)
     """
@@ -154,11 +154,11 @@ def make_action_head(kind: str, dim: int, act_dim: int) -> nn.Module:
 
     Args:
         kind: ``"linear_tanh"`` (Linear + Tanh), ``"linear"`` (Linear only) or ``"mlp"``
-            (:class:`MLPHead`, no Tanh).
+            (`MLPHead`, no Tanh).
         dim: hidden size of the body.
         act_dim: action dimension.
 
-    Example:
+    Examples:
         >>> make_action_head("linear_tanh", 16, 3)
         Sequential(
           (0): Linear(in_features=16, out_features=3, bias=True)
@@ -179,7 +179,7 @@ def make_discrete_head(dim: int, n_actions: int, logits_tanh: bool = False) -> n
     ``logits_tanh=True`` reproduces LaMo's Atari head (Tanh squashes the logits into [-1, 1],
     which caps how peaked the softmax can get; kept as a switch for faithfulness).
 
-    Example:
+    Examples:
         >>> make_discrete_head(16, 4)
         Linear(in_features=16, out_features=4, bias=True)
     """

@@ -2,8 +2,8 @@
 
 GPT-2 computes Q, K and V with one fused ``Conv1D`` (``attn.c_attn``, weight (d, 3d)). LaMo puts
 THREE independent rank-r adapters on it, one each for Q, K and V; a single peft adapter on the
-fused ``c_attn`` is a different (smaller) structure. :func:`apply_lora` with ``mode="qkv"``
-replaces every ``c_attn`` by a :class:`SplitQKV` holding three ``nn.Linear`` (``q_proj``,
+fused ``c_attn`` is a different (smaller) structure. `apply_lora` with ``mode="qkv"``
+replaces every ``c_attn`` by a `SplitQKV` holding three ``nn.Linear`` (``q_proj``,
 ``k_proj``, ``v_proj``) with the fused weights and bias copied exactly (Conv1D stores its weight
 as (in, out), nn.Linear as (out, in)), then lets peft wrap each of the three Linears with a LoRA
 adapter (A kaiming-uniform(a=sqrt 5), B zeros, scale alpha / r). For GPT-2 small (12 layers,
@@ -11,10 +11,10 @@ d = 768) and r = 16 this gives 12 x 3 x 2 x 16 x 768 = 884,736 LoRA parameters, 
 12 x 2304 = 27,648 Q/K/V biases that LaMo also trains. ``mode="fused"`` is the one-adapter variant
 of LaMo's Atari code (r = 32, alpha = 32, no dropout there).
 
-:func:`merge_lora` folds the adapters into the base weights and fuses Q/K/V back into a GPT-2
+`merge_lora` folds the adapters into the base weights and fuses Q/K/V back into a GPT-2
 ``Conv1D``, so a merged body has exactly the stock GPT-2 structure and speed.
 
-Example:
+Examples:
     >>> from transformers import GPT2Config, GPT2Model
     >>> body = apply_lora(GPT2Model(GPT2Config(n_embd=32, n_layer=2, n_head=2, vocab_size=10)), rank=4)
     >>> count_parameters(body)["lora"]  # 2 layers x 3 adapters x (4x32 + 32x4)
@@ -59,7 +59,7 @@ class SplitQKV(nn.Module):
     Output is ``cat([q(x), k(x), v(x)], -1)``, identical to the fused ``Conv1D`` it was built
     from, so ``GPT2Attention`` uses it unchanged.
 
-    Example:
+    Examples:
         >>> import torch
         >>> from transformers.pytorch_utils import Conv1D
         >>> fused = Conv1D(3 * 8, 8)
@@ -127,7 +127,7 @@ def _set_submodule(root: nn.Module, name: str, module: nn.Module) -> None:
 def is_lora_parameter(name: str) -> bool:
     """True for peft LoRA parameter names (``...lora_A...`` / ``...lora_B...``).
 
-    Example:
+    Examples:
         >>> is_lora_parameter("h.0.attn.c_attn.q_proj.lora_A.default.weight")
         True
     """
@@ -143,7 +143,7 @@ def _is_attn_bias(name: str) -> bool:
 def has_lora(model: nn.Module) -> bool:
     """Whether any LoRA adapter is present.
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> has_lora(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)))
         False
@@ -162,7 +162,7 @@ def apply_lora(
 
     Args:
         body: a ``GPT2Model`` / ``GPT2LMHeadModel``, or a model with a ``.body`` (e.g.
-            :class:`~offline_zoo.models.TrajectoryTransformer`), whose body is adapted.
+            `TrajectoryTransformer`), whose body is adapted.
         rank: LoRA rank r.
         alpha: LoRA alpha (scale alpha / r).
         dropout: dropout on the adapter input.
@@ -177,7 +177,7 @@ def apply_lora(
     Returns:
         the argument (modified in place).
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = apply_lora(GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=1, vocab_size=10)), rank=2)
         >>> type(body.h[0].attn.c_attn).__name__
@@ -233,14 +233,14 @@ def freeze_for_mode(model: nn.Module, mode: str, train_attn_bias: bool = True) -
     embedding LayerNorm, timestep table, heads - is always made trainable):
 
     * ``"lora"``: only LoRA parameters and (if ``train_attn_bias``) the Q/K/V biases of the body
-      are trainable (LaMo). Requires :func:`apply_lora` first.
+      are trainable (LaMo). Requires `apply_lora` first.
     * ``"full"``: the whole body is trainable (Wiki-RL, DT, full fine-tuning ablation).
     * ``"frozen"``: the whole body is frozen (frozen-LM ablation).
 
-    A disabled wpe (:class:`~offline_zoo.models.trajectory_transformer.NullPositionEmbedding`) is
+    A disabled wpe (`NullPositionEmbedding`) is
     a buffer and never trainable.
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1, vocab_size=10))
         >>> count_parameters(freeze_for_mode(body, "frozen"))["trainable"]
@@ -269,10 +269,10 @@ def merge_lora(model: nn.Module) -> nn.Module:
     """Fold LoRA adapters into the base weights and restore GPT-2's fused ``c_attn``, in place.
 
     For inference: the result has the stock GPT-2 structure (no peft layers, no
-    :class:`SplitQKV`) and computes the same function up to float rounding. Adapters can no
+    `SplitQKV`) and computes the same function up to float rounding. Adapters can no
     longer be trained separately afterwards.
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = apply_lora(GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=1, vocab_size=10)), rank=2)
         >>> type(merge_lora(body).h[0].attn.c_attn).__name__
@@ -295,7 +295,7 @@ def count_parameters(model: nn.Module) -> dict[str, int]:
     (trainable Q/K/V biases of the attention input projection), ``body`` and ``body_trainable``
     (GPT-2 body only; the body of a TrajectoryTransformer, else the whole module).
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = apply_lora(GPT2Model(GPT2Config(n_embd=16, n_layer=1, n_head=1, vocab_size=10)), rank=2)
         >>> c = count_parameters(body); (c["lora"], c["bias"])

@@ -5,7 +5,7 @@ A trajectory window of K steps becomes 3K tokens ``(R_1, s_1, a_1, R_2, s_2, a_2
 at step t is predicted from the hidden state of the STATE token ``s_t`` (it sees R_<=t, s_<=t and
 a_<t only).
 
-The three algorithm families differ only in small choices, all in :class:`TransformerSpec`:
+The three algorithm families differ only in small choices, all in `TransformerSpec`:
 
 ==================  ==========  ==========  ===========  ==============
 option              DT          Wiki-RL     LaMo         LaMo (Atari)
@@ -22,14 +22,14 @@ LayerNorm to the stacked modality embeddings first and add the timestep embeddin
 
 **GPT-2 position embeddings (wpe).** ``GPT2Model.forward`` always adds ``wpe(position_ids)`` to
 ``inputs_embeds``. With ``use_position_embeddings=False`` the body's ``wpe`` is replaced by a
-:class:`NullPositionEmbedding`: it keeps the pre-trained table as a (non-trainable) buffer under
+`NullPositionEmbedding`: it keeps the pre-trained table as a (non-trainable) buffer under
 the same state-dict key ``wpe.weight`` (so LM checkpoints still load into ``body`` with
 ``strict=True``) but its forward returns a scalar zero. wpe therefore contributes nothing - exactly,
 not up to rounding as subtracting it would - to both the RL forward and the language forward
 (as in the released LaMo continuous-control code), no parameter of it is trainable, and no
 gradient or optimizer state is wasted on it.
 
-Example:
+Examples:
     >>> import torch
     >>> from transformers import GPT2Config, GPT2Model
     >>> body = GPT2Model(GPT2Config(n_embd=32, n_layer=1, n_head=1, vocab_size=16, n_positions=64))
@@ -87,7 +87,7 @@ def _allowed(values) -> str:
 
 @dataclass
 class TransformerSpec:
-    """Options of :class:`TrajectoryTransformer` (everything except the GPT-2 body).
+    """Options of `TrajectoryTransformer` (everything except the GPT-2 body).
 
     Attributes:
         obs_shape: observation shape: ``(obs_dim,)`` for vector states, ``(C, H, W)`` for stacked
@@ -103,9 +103,11 @@ class TransformerSpec:
         use_position_embeddings: add GPT-2's wpe over the 3K token positions (LaMo Atari only).
         extend_positions: Wiki-RL: initialise the timestep table from the pre-trained wpe, tiling
             rows ``2..n_positions-1`` when ``max_ep_len > n_positions``.
-        resid_pdrop, attn_pdrop, embd_pdrop: override the body's dropout rates (None: keep).
+        resid_pdrop: overrides the body's residual dropout rate (None: keep).
+        attn_pdrop: overrides the body's attention dropout rate (None: keep).
+        embd_pdrop: overrides the body's embedding dropout rate (None: keep).
 
-    Example:
+    Examples:
         >>> TransformerSpec(obs_shape=(17,), act_dim=6, embed_order="lamo", embedding="mlp",
         ...                 action_head="mlp").embed_order
         'lamo'
@@ -168,7 +170,7 @@ class TransformerSpec:
     def replace(self, **changes) -> "TransformerSpec":
         """Copy with some fields changed.
 
-        Example:
+        Examples:
             >>> TransformerSpec((3,), 1).replace(max_ep_len=10).max_ep_len
             10
         """
@@ -176,7 +178,7 @@ class TransformerSpec:
 
 
 def spec_preset(name: str, obs_shape: tuple[int, ...], act_dim: int, **overrides) -> TransformerSpec:
-    """Published configuration of one algorithm as a :class:`TransformerSpec`.
+    """Published configuration of one algorithm as a `TransformerSpec`.
 
     Presets: ``"dt"`` (linear embeddings, Linear+Tanh head, timestep before LN),
     ``"wikirl"`` (LN first, resid dropout 0.2, attention dropout 0.1), ``"lamo"`` (LN first, MLP
@@ -185,7 +187,7 @@ def spec_preset(name: str, obs_shape: tuple[int, ...], act_dim: int, **overrides
     ``overrides`` replace preset fields; with ``discrete=True`` a Linear+Tanh preset head becomes
     plain Linear logits (use ``logits_tanh=True`` to squash them).
 
-    Example:
+    Examples:
         >>> spec_preset("lamo", (11,), 3).action_head
         'mlp'
     """
@@ -215,7 +217,7 @@ def spec_preset(name: str, obs_shape: tuple[int, ...], act_dim: int, **overrides
 
 
 class TrajectoryOutput(NamedTuple):
-    """Result of :meth:`TrajectoryTransformer.forward`.
+    """Result of `TrajectoryTransformer.forward`.
 
     Attributes:
         action_preds: (B, K, act_dim) continuous actions, or (B, K, n_actions) logits.
@@ -225,7 +227,7 @@ class TrajectoryOutput(NamedTuple):
         inputs_embeds: (B, 3K, d) exactly what entered the body.
         hidden_states: (B, 3K, d) the body's last hidden state.
 
-    Example:
+    Examples:
         >>> TrajectoryOutput._fields[0]
         'action_preds'
     """
@@ -243,7 +245,7 @@ class NullPositionEmbedding(nn.Module):
     compatible with ``nn.Embedding``) and returns a scalar zero, which broadcasts in
     ``inputs_embeds + wpe(position_ids)`` without changing the dtype.
 
-    Example:
+    Examples:
         >>> import torch
         >>> wpe = NullPositionEmbedding(torch.randn(8, 4))
         >>> float(wpe(torch.arange(3)))
@@ -278,7 +280,7 @@ def unwrap_body(body: nn.Module) -> nn.Module:
 
     Raises ValueError for modules that are not GPT-2-like (need ``wte``, ``wpe``, ``h``).
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2LMHeadModel
         >>> lm = GPT2LMHeadModel(GPT2Config(n_embd=8, n_layer=1, n_head=1, vocab_size=10))
         >>> type(unwrap_body(lm)).__name__
@@ -295,9 +297,9 @@ def unwrap_body(body: nn.Module) -> nn.Module:
 
 
 def disable_position_embeddings(body: nn.Module) -> nn.Module:
-    """Replace ``body.wpe`` by a :class:`NullPositionEmbedding` in place (idempotent).
+    """Replace ``body.wpe`` by a `NullPositionEmbedding` in place (idempotent).
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = disable_position_embeddings(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)))
         >>> type(body.wpe).__name__
@@ -317,7 +319,7 @@ def extended_position_table(wpe_weight: torch.Tensor, max_ep_len: int) -> torch.
     tiling, except that every row is filled (the released loop could leave the last row
     uninitialised). For ``max_ep_len <= n_positions`` it is simply ``wpe[:max_ep_len]``.
 
-    Example:
+    Examples:
         >>> import torch
         >>> w = torch.arange(5.0).unsqueeze(1)
         >>> extended_position_table(w, 8).squeeze(1).tolist()
@@ -345,7 +347,7 @@ def set_body_dropout(
     attention-probability dropout, ``embd_pdrop`` the dropout on the input embeddings. The body's
     config is updated too.
 
-    Example:
+    Examples:
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = set_body_dropout(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)), resid_pdrop=0.2)
         >>> body.h[0].mlp.dropout.p
@@ -376,14 +378,21 @@ class TrajectoryTransformer(nn.Module):
             random-init or pre-trained, built by the caller. It is modified in place: its wpe is
             disabled when ``spec.use_position_embeddings`` is False and dropout overrides are
             applied. Its hidden size sets the embedding size.
-        spec: a :class:`TransformerSpec`.
+        spec: a `TransformerSpec`.
 
     Attributes:
-        body: the GPT-2 body (also used by :meth:`language_logits` / :meth:`language_loss`).
-        embed_return, embed_state, embed_action, embed_timestep, embed_ln, predict_action: the
-            "DT-side" modules (always trainable, see :func:`offline_zoo.models.freeze_for_mode`).
+        body: the GPT-2 body (also used by `language_logits` / `language_loss`).
+        embed_return: embedding of the returns-to-go.
+        embed_state: embedding of the states (a Nature CNN for frames).
+        embed_action: embedding of the actions.
+        embed_timestep: the timestep table.
+        embed_ln: LayerNorm of the token embeddings.
+        predict_action: the action head.
 
-    Example:
+    ``embed_*``, ``embed_ln`` and ``predict_action`` are the "DT-side" modules (always trainable,
+    see `offline_zoo.models.freeze_for_mode`).
+
+    Examples:
         >>> import torch
         >>> from transformers import GPT2Config, GPT2Model
         >>> body = GPT2Model(GPT2Config(n_embd=32, n_layer=1, n_head=1, vocab_size=16))
@@ -450,9 +459,9 @@ class TrajectoryTransformer(nn.Module):
         """Token embeddings of a batch of windows.
 
         Returns ``(token_embeddings, inputs_embeds)``, both (B, 3K, d); see
-        :class:`TrajectoryOutput`. Arguments as in :meth:`forward`.
+        `TrajectoryOutput`. Arguments as in `forward`.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from transformers import GPT2Config, GPT2Model
             >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)),
@@ -518,10 +527,10 @@ class TrajectoryTransformer(nn.Module):
             attention_mask: (B, K), 1 for real steps and 0 for padding; None = all real.
 
         Returns:
-            :class:`TrajectoryOutput`; ``action_preds[:, t]`` is predicted from the state token
+            `TrajectoryOutput`; ``action_preds[:, t]`` is predicted from the state token
             of step t.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from transformers import GPT2Config, GPT2Model
             >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)),
@@ -558,7 +567,7 @@ class TrajectoryTransformer(nn.Module):
         Returns:
             (B, T, vocab_size) logits.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from transformers import GPT2Config, GPT2Model
             >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1, vocab_size=20)),
@@ -574,7 +583,7 @@ class TrajectoryTransformer(nn.Module):
 
         Positions whose target token is masked out by ``attention_mask`` are ignored.
 
-        Example:
+        Examples:
             >>> import torch
             >>> from transformers import GPT2Config, GPT2Model
             >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1, vocab_size=20)),
