@@ -66,7 +66,7 @@ def data_main(argv: list[str] | None = None) -> int:
         0
         >>> data_main(["list"])          # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         task                    behaviour policy              generated dataset
-        halfcheetah-medium      37.6 normalized               ...
+        halfcheetah-medium      40.8 normalized               ...
         hopper-medium           47.8 normalized               ...
         reacher2d-medium        24.1 normalized               ...
         walker2d-medium         65.9 normalized               ...
@@ -210,24 +210,40 @@ def lm_main(argv: list[str] | None = None) -> int:
         >>> from offline_zoo.lm import load_language_model
         >>> load_language_model("tiny-lm").config.n_embd
         8
+
+        Bad arguments, a missing corpus file or an unavailable tokenizer: a message on stderr, exit
+        status 2:
+
+        >>> lm_main(["pretrain", "missing.txt", "tiny-lm", "--tokenizer", "embedded"])
+        2
     """
-    parser = argparse.ArgumentParser(prog="zoo-lm", description=lm_main.__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="zoo-lm",
+        description="Pre-train GPT-2-architecture language models (Wiki-RL's ChibiT recipe, LaMo's ablations) "
+        "and retrain the embedded one.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("pretrain", help="pre-train an LM on text files and save it")
-    p.add_argument("corpus", help="text file or directory (or 'embedded')")
-    p.add_argument("out", help="output directory")
-    p.add_argument("--layers", type=int, default=3)
-    p.add_argument("--dim", type=int, default=128)
-    p.add_argument("--heads", type=int, default=1)
-    p.add_argument("--steps", type=int, default=1000)
-    p.add_argument("--block-size", type=int, default=128)
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=3e-4)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--tokenizer", default="gpt2", help="tokenizer name or directory with vocab.json + merges.txt")
-    p.add_argument("--shuffle-tokens", action="store_true", help="random token order (LaMo's ablation)")
-    p.add_argument("--early-stop", type=int, default=None, help="stop after N of the planned steps (LaMo's ablation)")
-    p.add_argument("--eval", default=None, help="held-out text for perplexity")
+    p = sub.add_parser(
+        "pretrain",
+        help="pre-train an LM on text files and save it",
+        description="Pre-train a GPT-2-architecture LM from random init (next-token loss, AdamW, linear warmup "
+        "then cosine decay) and save it with its tokenizer and training_info.json. The defaults are "
+        "Wiki-RL's ChibiT architecture (3 layers, 128 dim, 1 head) and learning rate.",
+    )
+    p.add_argument("corpus", help="training text: a file, a directory (its .txt/.raw/.tokens files), or 'embedded' (the WikiText-2 excerpt shipped with the package)")
+    p.add_argument("out", help="output directory; lm=OUT and load_language_model(OUT) load it")
+    p.add_argument("--layers", type=int, default=3, metavar="N", help="transformer blocks (default 3, ChibiT)")
+    p.add_argument("--dim", type=int, default=128, metavar="D", help="hidden size n_embd (default 128, ChibiT)")
+    p.add_argument("--heads", type=int, default=1, metavar="H", help="attention heads, must divide --dim (default 1, ChibiT)")
+    p.add_argument("--steps", type=int, default=1000, metavar="N", help="planned gradient steps, which the learning-rate schedule spans (default 1000)")
+    p.add_argument("--block-size", type=int, default=128, metavar="T", help="tokens per training sequence (default 128)")
+    p.add_argument("--batch-size", type=int, default=8, metavar="B", help="sequences per step (default 8)")
+    p.add_argument("--lr", type=float, default=3e-4, help="peak learning rate (default 3e-4, ChibiT)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seeds the initialisation, the block sampling and --shuffle-tokens (default 0)")
+    p.add_argument("--tokenizer", default="gpt2", help="GPT-2 BPE tokenizer: a directory with vocab.json + merges.txt, 'embedded' (GPT-2's, shipped), or a hub name (default gpt2)")
+    p.add_argument("--shuffle-tokens", action="store_true", help="train on a seeded random permutation of the corpus tokens (LaMo's random-corpus ablation)")
+    p.add_argument("--early-stop", type=int, default=None, metavar="N", help="stop after N of the --steps planned steps, keeping their schedule (LaMo's early-stopped ablation)")
+    p.add_argument("--eval", default=None, metavar="CORPUS", help="held-out text (file or directory) for the perplexities before / after (default: the training corpus)")
     sub.add_parser("train-embedded", help="retrain the shipped embedded LM", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "train-embedded":
@@ -236,14 +252,18 @@ def lm_main(argv: list[str] | None = None) -> int:
         return main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from .lm import pretrain_language_model
+    from .lm import LanguageModelNotAvailableError, pretrain_language_model
 
-    result = pretrain_language_model(
-        args.corpus, args.out, n_layer=args.layers, n_embd=args.dim, n_head=args.heads, steps=args.steps,
-        block_size=args.block_size, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
-        tokenizer=args.tokenizer, shuffle_tokens=args.shuffle_tokens, early_stop_steps=args.early_stop,
-        eval_corpus=args.eval,
-    )
+    try:
+        result = pretrain_language_model(
+            args.corpus, args.out, n_layer=args.layers, n_embd=args.dim, n_head=args.heads, steps=args.steps,
+            block_size=args.block_size, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
+            tokenizer=args.tokenizer, shuffle_tokens=args.shuffle_tokens, early_stop_steps=args.early_stop,
+            eval_corpus=args.eval,
+        )
+    except (LanguageModelNotAvailableError, FileNotFoundError, ValueError) as e:
+        print(f"zoo-lm: error: {e}", file=sys.stderr)
+        return 2
     print(f"saved {result.out_dir}: perplexity {result.perplexity_before:.1f} -> {result.perplexity_after:.1f}")
     print(f"sample: {result.sample}")
     return 0

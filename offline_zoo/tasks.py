@@ -37,7 +37,8 @@ class Task:
         discrete: discrete (Atari) or continuous actions.
         sources: dataset sources that can provide this task, default first, mapped to the
             name of the dataset in that source (Minari id, D4RL file stem, d4rl-atari name...).
-        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"`` or ``"atari"``.
+        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"``, ``"atari"``, or ``"gymnasium"``
+            for any other gymnasium environment (a task of your own).
         env_kwargs: extra keyword arguments of ``gymnasium.make`` for the evaluation environment.
 
     Examples:
@@ -66,6 +67,21 @@ class Task:
 
     @property
     def default_source(self) -> str:
+        """The first of ``sources``: where ``load_dataset(name)`` looks without ``source=``.
+
+        Examples:
+            >>> from dataclasses import replace
+            >>> replace(get_task("hopper-medium"), name="my-task", sources={}).default_source
+            Traceback (most recent call last):
+            ...
+            ValueError: task 'my-task' has no dataset sources, so its data cannot be loaded by name: pass a Dataset (Dataset.from_arrays(..., task='my-task')) instead of the name, or register the task with sources={'minari': '<dataset id>'}
+        """
+        if not self.sources:
+            raise ValueError(
+                f"task {self.name!r} has no dataset sources, so its data cannot be loaded by name: pass a Dataset "
+                f"(Dataset.from_arrays(..., task={self.name!r})) instead of the name, or register the task with "
+                "sources={'minari': '<dataset id>'}"
+            )
         return next(iter(self.sources))
 
     def normalized_score(self, returns) -> np.ndarray | float:
@@ -90,7 +106,7 @@ def register_task(task: Task, overwrite: bool = False) -> Task:
 
     Examples:
         >>> pendulum = Task(
-        ...     name="pendulum-demo", domain="pendulum", family="mujoco", env_id="Pendulum-v1",
+        ...     name="pendulum-demo", domain="pendulum", family="gymnasium", env_id="Pendulum-v1",
         ...     max_episode_steps=200, max_ep_len=200, rtg_scale=100.0, target_returns=(0.0,),
         ...     ref_min_score=-1500.0, ref_max_score=0.0, sources={"generated": "pendulum-demo"},
         ... )
@@ -128,14 +144,18 @@ def get_task(name: str | Task) -> Task:
     key = str(name).strip().lower()
     if key in _TASKS:
         return _TASKS[key]
-    raise KeyError(f"unknown task {name!r}.{closest(key, _TASKS)} Known tasks: {', '.join(sorted(_TASKS))}")
+    raise KeyError(
+        f"unknown task {name!r}.{closest(key, _TASKS)} Known tasks: {', '.join(sorted(_TASKS))}. "
+        "A task of your own must be registered (register_task) in this process first"
+    )
 
 
 def list_tasks(family: str | None = None) -> list[str]:
     """Names of the registered tasks, sorted, optionally only those of one family (mujoco, kitchen, ...).
 
     Args:
-        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"``, ``"atari"``; None lists every task.
+        family: ``"mujoco"``, ``"kitchen"``, ``"reacher2d"``, ``"atari"``, ``"gymnasium"``; None
+            lists every task.
 
     Examples:
         >>> list_tasks("kitchen")

@@ -56,6 +56,15 @@ def test_registry_lookup_and_errors():
     assert "linear-bc-test" in oz.list_algos()
     with pytest.raises(KeyError, match="unknown algorithm 'linear-bc-tset'.*Did you mean"):
         oz.get_algo("linear-bc-tset")
+    # a name that finds another class is refused ('%BC' spells the built-in 'bc'); nothing changes
+    with pytest.raises(ValueError, match="cannot register Clash as '%BC'.*already finds offline_zoo.algos.d3rlpy_baselines.BC"):
+        register_algo(type("Clash", (LinearBC,), {"name": "clash-test"}), aliases=("%BC",))
+    assert oz.get_algo("bc") is oz.BC and "clash-test" not in oz.list_algos()
+    # registering the same class again, or a new definition of it, is fine
+    assert register_algo(LinearBC) is LinearBC
+    redefined = register_algo(type("LinearBC", (LinearBC,), {"__module__": LinearBC.__module__, "__qualname__": "LinearBC"}))
+    assert oz.get_algo("linear-bc-test") is redefined
+    register_algo(LinearBC)
 
 
 def test_unknown_config_field_lists_valid_ones():
@@ -117,6 +126,25 @@ def test_save_is_atomic_and_load_checks_class(tmp_path):
         OfflineAlgo.load(tmp_path / "missing.zip")
 
 
+class UnregisteredBC(LinearBC):
+    """Never registered: a suite's ``module:Class``, or a class in a notebook."""
+
+    name = "unregistered-bc-test"
+
+
+def test_an_unregistered_class_loads_through_itself_only(tmp_path):
+    algo = UnregisteredBC(tiny_dataset()).learn(2, progress_bar=False)
+    p = algo.save(tmp_path / "u")
+    same = UnregisteredBC.load(p)
+    assert type(same) is UnregisteredBC and same.num_steps == 2
+    obs = tiny_dataset().observations[:3]
+    np.testing.assert_array_equal(same.predict(obs)[0], algo.predict(obs)[0])
+    with pytest.raises(KeyError, match="not registered in this process.*UnregisteredBC.load"):
+        OfflineAlgo.load(p)
+    with pytest.raises(TypeError, match="holds a LinearBC, not a UnregisteredBC"):
+        UnregisteredBC.load(LinearBC(tiny_dataset()).save(tmp_path / "l"))
+
+
 def test_checkpoint_inside_learn_continues_exactly(tmp_path):
     from offline_zoo.algos.dt import DT
 
@@ -127,3 +155,18 @@ def test_checkpoint_inside_learn_continues_exactly(tmp_path):
     b.learn(2, progress_bar=False)
     obs = ds.observations[:3]
     np.testing.assert_allclose(b.predict(obs, state=b.new_rollout_state(3))[0], a.predict(obs, state=a.new_rollout_state(3))[0], atol=1e-6)
+
+
+def test_a_model_of_a_task_of_ones_own_loads_where_the_task_is_not_registered(tmp_path):
+    from dataclasses import asdict, replace
+
+    from offline_zoo import tasks as task_registry
+
+    mine = oz.register_task(replace(oz.get_task("hopper-medium"), name="my-hopper-test", target_returns=(100.0, 50.0)))
+    data = tiny_dataset()
+    data = type(data).from_arrays(data.observations, data.actions, data.rewards, data.terminals, data.timeouts, task="my-hopper-test")
+    path = LinearBC(data).learn(1, progress_bar=False).save(tmp_path / "mine")
+    del task_registry._TASKS["my-hopper-test"]  # a fresh process: the task is unknown
+    loaded = OfflineAlgo.load(path)
+    assert loaded.task == mine and asdict(oz.get_task("my-hopper-test")) == asdict(mine)
+    assert loaded.task.normalized_score(mine.ref_max_score) == pytest.approx(100.0)

@@ -354,6 +354,60 @@ def test_inline_suite_resume_settings_and_failures(plugin_path):
         run_suite(load_suite(suite_file), out, resume=True, steps=20, executor=InlineExecutor(), progress=False, say=lambda m: None)
 
 
+def test_config_overrides_reach_the_runs_and_pin_the_directory(plugin_path, capsys):
+    from offline_zoo.bench.executors import InlineExecutor
+    from offline_zoo.bench.runner import run_suite
+    from offline_zoo.bench.suites import parse_config_overrides
+
+    suite = load_suite(_fake_suite(plugin_path))
+    overrides = parse_config_overrides(["*.sleep=0", "lamo.variant=a", "DT.extra=[1, 2]"])
+    runs = suite.expand(seeds=[0], config=overrides)
+    by_label = {r.label: r.config for r in runs}
+    # '*' reaches every algorithm, a named one wins over '*' and over the suite's own value
+    assert by_label["LaMo"] == {"variant": "a", "sleep": 0}
+    assert by_label["DT"] == {"variant": "a", "sleep": 0, "extra": [1, 2]}
+    plain = {r.label: r.run_id for r in suite.expand(seeds=[0])}
+    assert all(r.run_id != plain[r.label] for r in runs)  # another config is another run
+    with pytest.raises(SuiteError, match="is not in suite 'fake'.*Its algorithms: LaMo, DT"):
+        suite.expand(config={"cql": {"batch_size": 1}})
+    for bad in (["lm=embedded"], ["LaMo.=1"], ["LaMo.lm"], ["LaMo.x=[1,"]):
+        with pytest.raises(SuiteError, match="--config"):
+            parse_config_overrides(bad)
+
+    out = plugin_path / "out"
+    res = run_suite(suite, out, seeds=[0], config=overrides, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    assert res.ok and len(res.finished) == 4
+    configs = {json.loads(f.read_text())["spec"]["label"]: json.loads(f.read_text())["spec"]["config"] for f in (out / "runs").glob("*/run.json")}
+    assert configs["LaMo"]["variant"] == "a" and configs["DT"]["extra"] == [1, 2]
+    with pytest.raises(SuiteError, match="different settings.*config"):
+        run_suite(suite, out, resume=True, seeds=[0], executor=InlineExecutor(), progress=False, say=lambda m: None)
+    again = run_suite(suite, out, resume=True, seeds=[0], config=overrides, executor=InlineExecutor(), progress=False, say=lambda m: None)
+    assert len(again.already_finished) == 4 and not again.outcomes
+
+    assert bench_main(["--suite", "sparse", "--dry-run", "--tasks", "reacher2d", "--algos", "LaMo", "--seeds", "0",
+                       "--config", "LaMo.lm=embedded", "--out", str(plugin_path / "dry"), "--config", "LaMo.lora_rank=4"]) == 0
+    assert capsys.readouterr().out.count("lm=embedded, lora_rank=4") == 3  # the 3 Reacher2d rows
+    assert bench_main(["--suite", "sparse", "--dry-run", "--config", "LaMo:lm=embedded"]) == 2
+    assert "write ALGO.FIELD=VALUE" in capsys.readouterr().err
+
+
+def test_algorithm_modules_resolve_from_the_cwd_and_main_classes_are_refused_for_workers(tmp_path, monkeypatch):
+    from offline_zoo.algos import register_algo
+    from offline_zoo.bench.runner import check_algos, resolve_algo
+
+    (tmp_path / "cwd_algo_mod.py").write_text("class Mine:\n    name = 'mine'\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
+    assert resolve_algo("cwd_algo_mod:Mine").__name__ == "Mine"  # like `python -m`, the cwd is searched
+
+    notebook_class = register_algo(type("NotebookAlgo", (), {"__module__": "__main__", "name": "notebook-algo-test"}))
+    spec = RunSpec("x", "", "reacher2d-medium", 1.0, "NB", "notebook-algo-test", 0, {}, "generated", Protocol(20, 10, 10))
+    check_algos([spec], in_process=True)  # fine in this process
+    with pytest.raises(SuiteError, match="defined in __main__.*imports:"):
+        check_algos([spec], in_process=False)
+    assert notebook_class.__module__ == "__main__"
+
+
 def _alive(pid: int) -> bool:
     try:
         state = Path(f"/proc/{pid}/stat").read_text().split(")")[-1].split()[0]

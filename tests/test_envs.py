@@ -194,12 +194,25 @@ def test_make_env_max_episode_steps_override():
 
 def test_make_env_unknown_family_and_task():
     bogus = dataclasses.replace(get_task("hopper-medium"), name="bogus", family="pybullet")
-    with pytest.raises(ValueError, match="pybullet.*mujoco, reacher2d, kitchen, atari"):
+    with pytest.raises(ValueError, match="pybullet.*mujoco, reacher2d, kitchen, atari, gymnasium"):
         make_env(bogus)
     with pytest.raises(ValueError, match="pybullet"):
         env_spaces(bogus)
     with pytest.raises(KeyError, match="hoper-medium"):
         make_env("hoper-medium")
+
+
+def test_gymnasium_family_builds_any_environment_with_default_configs():
+    from offline_zoo.algos.config import task_defaults
+
+    pendulum = dataclasses.replace(get_task("hopper-medium"), name="pendulum-test", domain="pendulum", family="gymnasium",
+                                   env_id="Pendulum-v1", max_episode_steps=50)
+    env = make_env(pendulum)
+    assert env.spec.max_episode_steps == 50 and env.observation_space.shape == (3,)
+    assert env_spaces(pendulum) == ((3,), 1, False)
+    # no per-family section applies: CQL's MuJoCo (CORL) networks are not imposed on it
+    assert "hidden_units" in task_defaults("cql", get_task("hopper-medium"))
+    assert task_defaults("cql", pendulum) == task_defaults("cql", None)
 
 
 @pytest.mark.skipif(not HAS_ALE, reason="ale_py / opencv not installed (extra: atari)")

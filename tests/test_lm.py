@@ -466,3 +466,16 @@ def test_zoo_lm_pretrain_command_saves_a_loadable_lm(tmp_path):
     assert lm_main(["pretrain", str(corpus), str(out), "--layers", "1", "--dim", "8", "--heads", "1", "--steps", "3",
                     "--block-size", "16", "--batch-size", "2", "--tokenizer", "embedded"]) == 0
     assert load_language_model(str(out)).config.n_embd == 8
+
+
+def test_random_init_of_a_local_lm_uses_its_own_tokenizer_offline(offline, zoo_home, tmp_path):
+    # pretrained=False keeps the directory's architecture and tokenizer; nothing comes from the hub
+    from offline_zoo import LaMo
+    from offline_zoo.testing import tiny_dataset
+
+    corpus = _tiny_corpus(tmp_path / "corpus.txt")
+    algo = LaMo(tiny_dataset(), device="cpu", lm=str(EMBEDDED_LM), pretrained=False, corpus=str(corpus),
+                lm_block_size=16, lm_batch_size=1, context_len=4, batch_size=4, lora_rank=2)
+    assert algo._default_tokenizer() == str(EMBEDDED_LM)
+    algo.learn(2, progress_bar=False)
+    assert np.isfinite(algo.last_metrics["language_loss"])

@@ -190,3 +190,29 @@ def test_dt_learns_on_real_hopper_rollouts_and_evaluates():
     assert np.mean(losses[-5:]) < 0.5 * np.mean(losses[:3])
     result = algo.evaluate(n_episodes=2, target_returns=[1000.0])
     assert np.isfinite(result.score) and result.lengths[1000.0].min() >= 1
+
+
+@pytest.mark.parametrize("algo_class", [LaMo, WikiRL])
+def test_a_saved_lm_agent_loads_without_its_language_model(algo_class, tmp_path, monkeypatch):
+    # the zip holds every weight and the LM's architecture: neither the LM directory nor the hub
+    # is needed to load it (e.g. on another machine), and predictions and training continue exactly
+    import shutil
+
+    from offline_zoo.lm import EMBEDDED_LM
+
+    lm_dir = tmp_path / "my-lm"
+    shutil.copytree(EMBEDDED_LM, lm_dir)
+    extra = {"n_clusters": 8} if algo_class is WikiRL else {}
+    algo = algo_class(tiny_dataset(), device="cpu", lm=str(lm_dir), corpus="random", lm_block_size=8, lm_batch_size=1,
+                      context_len=4, batch_size=4, **extra).learn(2, progress_bar=False)
+    path = algo.save(tmp_path / "agent")
+    shutil.rmtree(lm_dir)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    loaded = algo_class.load(path, dataset=tiny_dataset(), device="cpu")
+    obs = tiny_dataset().observations[:3]
+    np.testing.assert_array_equal(loaded.predict(obs)[0], algo.predict(obs)[0])
+    for (name, a), b in zip(algo.model.state_dict().items(), loaded.model.state_dict().values()):
+        assert torch.equal(a, b), name
+    algo.learn(2, progress_bar=False)
+    loaded.learn(2, progress_bar=False)
+    np.testing.assert_allclose(loaded.predict(obs)[0], algo.predict(obs)[0], rtol=1e-5, atol=1e-6)

@@ -31,7 +31,7 @@ from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
 from ..data.dataset import Dataset, check_ratio
 from ..data.loaders import load_dataset
 from ..evaluation import EvaluationResult, run_episodes
-from ..tasks import Task, get_task
+from ..tasks import Task, get_task, register_task
 from .config import AlgoConfig, resolve_config
 
 __all__ = ["OfflineAlgo", "RolloutState", "Spec", "resolve_device"]
@@ -425,6 +425,8 @@ class OfflineAlgo:
             "class": type(self).__name__,
             "config": _jsonable(asdict(self.config)),
             "spec": asdict(self.spec),
+            # the whole task, so that a task of the user's own need not be registered again to load
+            "task": _jsonable(asdict(self.task)) if self.task is not None else None,
             "stats": {k: v.tolist() for k, v in self.stats.items()},
             "seed": self.seed,
             "num_steps": self.num_steps,
@@ -464,8 +466,10 @@ class OfflineAlgo:
     def load(cls, path: str | os.PathLike, dataset: Dataset | None = None, device: str = "auto") -> "OfflineAlgo":
         """Load a saved algorithm: same predictions, config, statistics and step count.
 
-        Called on the base class, the saved algorithm's class is looked up in the registry. Pass
-        ``dataset`` to continue training.
+        Called on the base class, the saved algorithm's class is looked up in the registry by its
+        ``name``. Called on the class that saved the file, that class is used, registered or not
+        (a ``module:Class`` of a suite, a subclass of a built-in). Pass ``dataset`` to continue
+        training.
         """
         path = Path(path)
         if not path.exists() and path.with_suffix(".zip").exists():
@@ -480,13 +484,29 @@ class OfflineAlgo:
             raise ValueError(f"{path} was written by a newer offline-zoo (format {meta['format_version']}); upgrade offline-zoo")
         from .registry import get_algo
 
-        klass = get_algo(meta["algo"])
+        if cls is not OfflineAlgo and cls.name == meta["algo"] and cls.__name__ == meta.get("class"):
+            klass = cls  # the very class that saved it: no registry lookup needed
+        else:
+            try:
+                klass = get_algo(meta["algo"])
+            except KeyError as e:
+                raise KeyError(
+                    f"{path} holds a {meta.get('class')} (algorithm {meta['algo']!r}) that is not registered in this process: "
+                    f"import the module that registers it, or load it with {meta.get('class')}.load. {e.args[0]}"
+                ) from None
         if cls is not OfflineAlgo and not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}; load it with {meta['class']}.load or OfflineAlgo.load")
         obj = klass.__new__(klass)
         config = klass.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
         spec = Spec(**{**meta["spec"], "observation_shape": tuple(meta["spec"]["observation_shape"])})
-        obj._setup(config, spec, meta["stats"], meta["seed"], device, meta["data"])
+        _register_saved_task(spec.task, meta.get("task"))
+        # the zip's extra files, readable while _build runs: an LM-backed agent rebuilds its language
+        # model's architecture from them instead of downloading weights the state will overwrite
+        obj._restoring = extra
+        try:
+            obj._setup(config, spec, meta["stats"], meta["seed"], device, meta["data"])
+        finally:
+            del obj._restoring
         obj._load_extra_files(extra)
         saved = torch.load(io.BytesIO(blob), map_location=obj.device, weights_only=True)
         obj._load_state_dict(saved["state"])
@@ -554,6 +574,17 @@ class _TrainingProgress:
             self._p.update(self._task, completed=self._done)
             self._p.stop()
         return False
+
+
+def _register_saved_task(name: str | None, saved: dict | None) -> None:
+    """Register the task a saved algorithm was trained on when this process does not know it (a
+    task of the user's own); a registered task of that name is kept as it is."""
+    if name is None or saved is None:
+        return
+    try:
+        get_task(name)
+    except KeyError:
+        register_task(Task(**{**saved, "target_returns": tuple(saved["target_returns"])}))
 
 
 def _modules(model) -> list[torch.nn.Module]:

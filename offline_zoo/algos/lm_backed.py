@@ -13,15 +13,20 @@ token ids: only for tests and speed measurements). It is streamed as random toke
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import numpy as np
 import torch
+import transformers
 
 from ..lm import TokenBlockSource, load_language_model
 from .sequence import SequenceAlgo, SequenceConfig
 
 __all__ = ["LMBackedConfig", "LMBackedAlgo"]
+
+#: the language model's GPT2Config inside a saved agent's zip
+LM_CONFIG_FILE = "lm_config.json"
 
 
 @dataclass
@@ -34,8 +39,10 @@ class LMBackedConfig(SequenceConfig):
         n_layer: number of blocks (only with ``pretrained=False``).
         n_embd: embedding size (only with ``pretrained=False``).
         n_head: attention heads (only with ``pretrained=False``).
-        corpus: ``"wikitext-103"``, a path to text, or ``"random"``.
-        tokenizer: tokenizer name or directory (None: the LM's own; GPT-2's for hub names).
+        corpus: ``"wikitext-103"`` (downloaded via ``datasets``), ``"embedded"`` (the WikiText-2
+            excerpt shipped with the package), a text file or directory, or ``"random"``.
+        tokenizer: tokenizer name or directory (None: the LM's own, from its directory even with
+            ``pretrained=False``; GPT-2's for a hub name with ``pretrained=False``).
         lm_batch_size: token blocks per step of the language losses.
         lm_block_size: tokens per block.
 
@@ -87,7 +94,23 @@ class LMBackedAlgo(SequenceAlgo):
             raise ValueError(
                 f"size overrides {sizes} need pretrained=False: a pre-trained {c.lm!r} has fixed sizes"
             )
-        return load_language_model(c.lm, pretrained=c.pretrained, **sizes, **config_overrides)
+        saved = (getattr(self, "_restoring", None) or {}).get(LM_CONFIG_FILE)
+        if saved is not None:
+            # a saved agent holds every weight of its LM: rebuild the architecture only, so that
+            # loading needs neither the hub nor the original LM directory
+            lm = transformers.GPT2LMHeadModel(transformers.GPT2Config.from_dict(json.loads(saved))).float()
+        else:
+            lm = load_language_model(c.lm, pretrained=c.pretrained, **sizes, **config_overrides)
+        self._lm_config_json = lm.config.to_json_string()  # before the agent adapts the body
+        return lm
+
+    def _extra_files(self) -> dict[str, bytes]:
+        return {**super()._extra_files(), LM_CONFIG_FILE: self._lm_config_json.encode()}
+
+    @property
+    def restoring(self) -> bool:
+        """True while `load` rebuilds the agent (weights then come from the file, not the LM)."""
+        return LM_CONFIG_FILE in (getattr(self, "_restoring", None) or {})
 
     def _language_corpus(self) -> TokenBlockSource:
         """The token-block stream of the language losses (built on first use)."""
@@ -110,8 +133,14 @@ class LMBackedAlgo(SequenceAlgo):
         return source
 
     def _default_tokenizer(self) -> str:
+        """The LM's own tokenizer: its directory's files (random init included), else GPT-2's."""
+        from ..lm.loading import resolve_lm_dir
+
         c = self.config
-        return c.lm if (c.pretrained or c.lm in ("embedded",)) else "gpt2"
+        local = resolve_lm_dir(c.lm)
+        if local is not None and any((local / f).is_file() for f in ("tokenizer.json", "vocab.json")):
+            return str(local)
+        return c.lm if c.pretrained else "gpt2"
 
     def _language_batch(self) -> torch.Tensor:
         """The next ``(lm_batch_size, lm_block_size)`` token block batch on the device.

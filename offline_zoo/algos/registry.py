@@ -29,17 +29,20 @@ def canonical_name(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", str(name).lower().replace("+", "plus"))
 
 
-def register_algo(cls=None, *, name: str | None = None, aliases: tuple[str, ...] = ()):
+def register_algo(cls=None, *, name: str | None = None, aliases: tuple[str, ...] = (), overwrite: bool = False):
     """Class decorator (or function) adding an algorithm under ``name`` (default ``cls.name``) and aliases.
 
     The class name and every alias are looked up in any spelling (see `canonical_name`). Keep
     ``name`` equal to the class's ``name`` attribute: saved files record ``cls.name``, and
-    ``OfflineAlgo.load`` finds the class by it.
+    ``OfflineAlgo.load`` finds the class by it. A name or alias that already finds another class
+    raises ``ValueError`` (``"%BC"`` spells ``"bc"``, the built-in BC's name), unless ``overwrite``;
+    registering a class again, or a new definition of it (a notebook cell run twice), is fine.
 
     Args:
         cls (type | None): the class, when used as a plain decorator or function.
         name: registry name (default: ``cls.name``, else the class name).
         aliases: further names that find the class.
+        overwrite: let the names point to this class even where they found another one.
 
     Returns the class itself (or, without ``cls``, a decorator that does).
 
@@ -52,16 +55,36 @@ def register_algo(cls=None, *, name: str | None = None, aliases: tuple[str, ...]
         (True, True)
         >>> "my-dt" in list_algos()
         True
+        >>> @register_algo(aliases=("%BC",))
+        ... class FilteredBC(DT):
+        ...     name = "filtered-bc"
+        Traceback (most recent call last):
+        ...
+        ValueError: cannot register FilteredBC as '%BC': that name already finds offline_zoo.algos.d3rlpy_baselines.BC (names match in any spelling: '%BC' -> 'bc'); choose another name or alias, or pass overwrite=True
     """
 
     def add(c):
         key = name or getattr(c, "name", None) or c.__name__
+        spellings = {canonical_name(alias): alias for alias in (key, c.__name__, *aliases)}
+        if not overwrite:
+            for spelling, alias in spellings.items():
+                taken = _ALGOS.get(_ALIASES.get(spelling, ""))
+                if taken is not None and not _same_class(taken, c):
+                    raise ValueError(
+                        f"cannot register {c.__name__} as {alias!r}: that name already finds {taken.__module__}.{taken.__qualname__} "
+                        f"(names match in any spelling: {alias!r} -> {spelling!r}); choose another name or alias, or pass overwrite=True"
+                    )
         _ALGOS[key] = c
-        for alias in (key, c.__name__, *aliases):
-            _ALIASES[canonical_name(alias)] = key
+        for spelling in spellings:
+            _ALIASES[spelling] = key
         return c
 
     return add(cls) if cls is not None else add
+
+
+def _same_class(a: type, b: type) -> bool:
+    """The same class, or a new definition of it (same module and qualified name)."""
+    return a is b or (a.__module__, a.__qualname__) == (b.__module__, b.__qualname__)
 
 
 def get_algo(name: str) -> type:

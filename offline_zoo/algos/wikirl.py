@@ -105,8 +105,11 @@ class WikiRL(LMBackedAlgo):
 
     def _prepare_body(self, model) -> None:
         if self.config.alignment_coef > 0:
-            # centres of the pre-trained token embeddings, fixed during training (cached per LM)
-            centres = token_centres(model.body.wte.weight.detach(), n_clusters=self.config.n_clusters, seed=0)
+            if self.restoring:  # the saved centres overwrite these (k-means of random weights is wasted work)
+                centres = torch.zeros(self.config.n_clusters, model.body.wte.weight.shape[1])
+            else:
+                # centres of the pre-trained token embeddings, fixed during training (cached per LM)
+                centres = token_centres(model.body.wte.weight.detach(), n_clusters=self.config.n_clusters, seed=0)
             model.register_buffer("token_centres", centres.float(), persistent=True)
 
     def extra_losses(self, out, b):

@@ -4,7 +4,7 @@
 
     zoo-bench --suite NAME [--out DIR] [--resume] [--workers N] [--executor local|ray]
               [--algos A ...] [--tasks T ...] [--seeds S ...] [--ratios R ...] [--source SRC]
-              [--steps N | --scale F] [--device DEV] [--dry-run] [--no-progress]
+              [--config ALGO.FIELD=VALUE ...] [--steps N | --scale F] [--device DEV] [--dry-run] [--no-progress]
     zoo-bench report DIR [DIR ...] [--markdown FILE] [--csv FILE] [--plots DIR] [--reference FILE]
     zoo-bench list
 
@@ -28,6 +28,7 @@ examples:
   zoo-bench --suite sparse --dry-run                       # list Table 1's 189 runs
   zoo-bench --suite mujoco --scale 0.01 --workers 8        # Table 3 at 1% of the budget
   zoo-bench --suite sparse --resume --out runs/sparse      # continue a killed suite
+  zoo-bench --suite sparse --tasks reacher2d --config LaMo.lm=/models/gpt2   # a local GPT-2 copy
   zoo-bench --suite atari --executor ray --ray-address auto
   zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
 """
@@ -60,6 +61,11 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", default=None, metavar="TASK", help="only these tasks (names, domains like hopper, or families like mujoco)")
     p.add_argument("--seeds", nargs="+", type=int, default=None, metavar="SEED", help="seeds to run (default: the suite's, 0 1 2)")
     p.add_argument("--ratios", nargs="+", type=float, default=None, metavar="RATIO", help="only rows with these sample ratios")
+    p.add_argument(
+        "--config", nargs="+", action="extend", default=None, metavar="ALGO.FIELD=VALUE",
+        help="config overrides on top of the suite's, e.g. LaMo.lm=embedded '*.batch_size=32' (ALGO: a label or name, '*' for all; "
+        "VALUE is YAML; may be repeated)",
+    )
     p.add_argument("--source", default=None, metavar="SRC", help="dataset source of every run: minari, d4rl, d4rl-atari, generated (default: the suite's / the task's)")
     budget = p.add_mutually_exclusive_group()
     budget.add_argument("--steps", type=int, default=None, metavar="N", help="train every run N steps (evaluation interval and window scale along)")
@@ -95,6 +101,13 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("--target-selection", choices=("cell", "run"), default=None, help="best RTG target per cell (default) or per run")
     p.add_argument("--quiet", action="store_true", help="no terminal table")
     return p
+
+
+def _console():
+    """A rich console; piped output (logs, CI) gets 200 columns instead of rich's 80, so tables stay readable."""
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 200)
 
 
 def _err(msg: str) -> int:
@@ -168,13 +181,14 @@ def _list() -> int:
 
 
 def _run(args, argv: Sequence[str]) -> int:
-    from .suites import SuiteError, load_suite
+    from .suites import SuiteError, load_suite, parse_config_overrides
 
     if args.workers < 0:
         return _err(f"--workers {args.workers}: must be >= 0")
     if args.executor == "ray" and args.workers not in (1,):
         print("zoo-bench: note: --workers is ignored with --executor ray (Ray schedules the runs on the cluster's resources)", file=sys.stderr)
     suite = load_suite(args.suite)
+    args.config = parse_config_overrides(args.config or [])
     out = Path(args.out) if args.out else Path("runs") / suite.name
     if args.dry_run:
         return _dry_run(suite, out, args)
@@ -191,7 +205,7 @@ def _run(args, argv: Sequence[str]) -> int:
         return _err(str(e))
     res = run_suite(
         suite, out, resume=args.resume, executor=executor, algos=args.algos, tasks=args.tasks, seeds=args.seeds,
-        ratios=args.ratios, source=args.source, scale=args.scale, steps=args.steps,
+        ratios=args.ratios, source=args.source, scale=args.scale, steps=args.steps, config=args.config or None,
         progress=False if args.no_progress else None, argv=["zoo-bench", *argv],
     )
     n_done = len(res.finished)
@@ -200,9 +214,7 @@ def _run(args, argv: Sequence[str]) -> int:
         return 130
     if not args.no_report and n_done:
         try:
-            from rich.console import Console
-
-            Console(width=None if sys.stdout.isatty() else 200).print(build_report(out).rich_table())
+            _console().print(build_report(out).rich_table())
         except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
             print(f"zoo-bench: could not render the report: {e}", file=sys.stderr)
     failed = res.failed
@@ -220,13 +232,12 @@ def _resume_argv(argv: Sequence[str], out: Path) -> list[str]:
 
 
 def _dry_run(suite, out: Path, args) -> int:
-    from rich.console import Console
     from rich.table import Table
 
     from .runner import check_algos, plan_runs
     from .store import scan_runs
 
-    specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios)
+    specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios, args.config)
     check_algos(specs)
     records = scan_runs(out)
     t = Table(title=f"suite {suite.name}: {suite.title}", show_lines=False)
@@ -239,7 +250,7 @@ def _dry_run(suite, out: Path, args) -> int:
         n_done += status == "finished"
         cfg = ", ".join(f"{k}={v}" for k, v in s.config.items())
         t.add_row(str(i), s.task, f"{s.ratio:g}", s.label, str(s.seed), str(s.protocol.steps), str(s.protocol.eval_every), str(s.protocol.last_steps), s.source, cfg, status)
-    console = Console()
+    console = _console()
     console.print(t)
     rows = len({(s.task, s.ratio) for s in specs})
     algos = len({s.label for s in specs})
@@ -258,9 +269,7 @@ def _report(args, argv: Sequence[str]) -> int:
         for d in args.dirs
     ]
     if not args.quiet:
-        from rich.console import Console
-
-        console = Console(width=None if sys.stdout.isatty() else 200)
+        console = _console()
         for r in reports:
             console.print(r.rich_table())
     images: list[list[str]] = [[] for _ in reports]

@@ -351,6 +351,7 @@ class InlineExecutor:
         return {"kind": "inline", "device": self.device}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
+        """Run every spec in this process, one after the other; returns ``{run_id: outcome}``."""
         from .runner import execute_run
 
         emit = on_event or (lambda ev: None)
@@ -437,6 +438,7 @@ class RayExecutor:
         return {"kind": "ray", "address": self.address or os.environ.get("RAY_ADDRESS"), "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run, "device": self.device}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
+        """Run every spec as a Ray task (starting or joining Ray first); returns ``{run_id: outcome}``."""
         ray = _import_ray()
         out = Path(out).resolve()
         emit = on_event or (lambda ev: None)

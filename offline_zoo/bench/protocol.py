@@ -108,6 +108,7 @@ class Protocol:
         return (max(0, self.steps - self.last_steps), self.steps)
 
     def in_window(self, step: int) -> bool:
+        """Whether an evaluation at ``step`` counts towards the run's score (see `window`)."""
         lo, hi = self.window
         return lo < step <= hi
 
@@ -148,6 +149,7 @@ class Protocol:
         return replace(self, steps=steps, eval_every=eval_every, last_steps=last_steps)
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (as stored in ``run.json``)."""
         return asdict(self)
 
     @classmethod
@@ -261,6 +263,7 @@ class CellScore:
     per_seed: list[float] | None = None
 
     def to_dict(self) -> dict[str, Any]:
+        """The fields as a plain dict (a cell of the CSV report)."""
         return asdict(self)
 
 

@@ -118,6 +118,7 @@ class Row:
 
     @property
     def key(self) -> tuple[str, float]:
+        """``(task, ratio)``: the row's key in `Report.cells`."""
         return (self.task, self.ratio)
 
 
@@ -170,26 +171,32 @@ class Report:
     # -- basic facts -------------------------------------------------------------------------------
     @property
     def suite(self) -> dict:
+        """The suite's description as recorded in ``bench.json``."""
         return self.bench.get("suite") or {}
 
     @property
     def title(self) -> str:
+        """The suite's title (its name, or the directory, when it has none)."""
         return self.suite.get("title") or self.suite.get("name") or str(self.out)
 
     @property
     def finished(self) -> list[RunRecord]:
+        """The runs that wrote their ``result.json``."""
         return [r for r in self.records if r.finished]
 
     @property
     def planned(self) -> dict[str, dict]:
+        """Every planned run: ``{run_id: spec}`` from ``bench.json``."""
         return self.bench.get("planned") or {}
 
     @property
     def seeds(self) -> list[int]:
+        """The seeds of the planned runs (of the finished ones without ``bench.json``)."""
         seeds = sorted({int(s["seed"]) for s in self.planned.values()}) or sorted({int(r.result["seed"]) for r in self.finished})
         return seeds
 
     def counts(self) -> dict[str, int]:
+        """Runs planned, finished, failed and not finished (yet)."""
         by_id = {r.run_id: r for r in self.records}
         finished = sum(1 for r in self.finished)
         failed = sum(1 for rid in self.planned if rid in by_id and not by_id[rid].finished and by_id[rid].status == "failed")
@@ -197,6 +204,7 @@ class Report:
         return {"planned": len(self.planned), "finished": finished, "failed": failed, "unfinished": max(0, missing)}
 
     def sources(self) -> list[str]:
+        """The dataset sources of the results (of the planned runs when none finished)."""
         return sorted({str(r.result.get("source")) for r in self.finished if r.result.get("source")}) or sorted({str(s.get("source")) for s in self.planned.values()})
 
     def protocols(self) -> dict[tuple, list[str]]:
@@ -247,6 +255,7 @@ class Report:
                         self.paper[(row.task, row.ratio, a)] = v
 
     def groups(self) -> list[tuple[str, list[Row]]]:
+        """The table's rows by group, in the suite's order: ``[(group, rows)]``."""
         out: dict[str, list[Row]] = {}
         for r in self.rows:
             out.setdefault(r.group, []).append(r)
@@ -277,6 +286,7 @@ class Report:
         return f" [n={cell.n}]" if n_planned and cell.n < n_planned else ""
 
     def cell_text(self, row: Row, algo: str) -> str:
+        """A cell as text: ``mean +- std`` (``[n=k]`` when seeds are missing), then the paper's value and our difference."""
         cell = self.cells.get((row.task, row.ratio, algo))
         paper = self.paper.get((row.task, row.ratio, algo))
         if cell is None:
@@ -287,6 +297,7 @@ class Report:
         return text
 
     def average_text(self, rows: Sequence[Row], algo: str) -> str:
+        """An "Average" cell as text: ours over the rows with a result, then the paper's and the difference."""
         a = self.average(rows, algo)
         if a["ours"] is None:
             return DASH if a["paper"] is None else f"{DASH} ({_f(a['paper'])})"
@@ -296,6 +307,7 @@ class Report:
         return text
 
     def lamo_dt_row(self, row: Row) -> tuple[float | None, float | None]:
+        """LaMo's relative improvement over DT in percent on one row: ``(ours, paper's)``, None where missing."""
         pair = self._lamo_dt()
         if pair is None:
             return None, None
@@ -307,6 +319,7 @@ class Report:
         return ours, paper
 
     def lamo_dt_average(self, rows: Sequence[Row]) -> tuple[float | None, float | None]:
+        """LaMo's relative improvement over DT in percent on the rows' averages: ``(ours, paper's)``."""
         pair = self._lamo_dt()
         if pair is None:
             return None, None
@@ -480,6 +493,7 @@ class Report:
         return out
 
     def csv(self) -> str:
+        """The table in long format as CSV text (one line per cell, see `csv_rows`)."""
         rows = self.csv_rows()
         buf = io.StringIO()
         fields = ["suite", "group", "task", "ratio", "algo", "n_seeds", "seeds", "target", "mean", "std", "final_mean", "final_std", "best_mean", "best_std", "paper_mean", "paper_std", "diff"]
@@ -531,6 +545,7 @@ class Report:
 
     # -- files -------------------------------------------------------------------------------------
     def write_csv(self, path: str | os.PathLike) -> Path:
+        """Write `csv` to ``path`` atomically; returns the path."""
         from .store import atomic_write_text
 
         return atomic_write_text(path, self.csv())

@@ -144,7 +144,9 @@ def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
 
     ``"module:Class"`` imports the class directly (no registration needed); any other name goes
     through :func:`offline_zoo.algos.get_algo` (after importing ``imports``, which may register
-    algorithms). Unknown names raise ``KeyError`` with suggestions.
+    algorithms). Modules are found on ``sys.path`` and, as with ``python -m``, in the current
+    directory (a ``my_algos.py`` beside the suite file works). Unknown names raise ``KeyError`` with
+    suggestions.
 
     Examples:
         >>> resolve_algo("dt").__name__             # imports torch and the algorithms  # doctest: +SKIP
@@ -154,6 +156,9 @@ def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
         ...
         KeyError: "algorithm 'my_plugin:MyAlgo': cannot import module 'my_plugin' (No module named 'my_plugin')"
     """
+    # the console script puts only its own directory on sys.path; `python -m` would add the cwd
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.append(os.getcwd())
     for module in imports:
         importlib.import_module(module)
     if ":" in name:
@@ -172,10 +177,20 @@ def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
     return get_algo(name)
 
 
-def check_algos(specs: Sequence[RunSpec]) -> None:
+def check_algos(specs: Sequence[RunSpec], in_process: bool = True) -> None:
     """Fail early (with suggestions) on algorithm names that no run could resolve.
 
-    Built-in names are known without importing torch; others are imported / looked up here.
+    Built-in names are known without importing torch; others are imported / looked up here. With
+    ``in_process=False`` (runs in worker processes) a class defined in ``__main__`` (a script or a
+    notebook) is refused too: a worker cannot import it.
+
+    Examples:
+        >>> from offline_zoo.bench.suites import load_suite
+        >>> check_algos(load_suite("smoke").expand())          # built-in names: nothing imported
+        >>> check_algos([RunSpec("x", "", "reacher2d-medium", 1.0, "Mine", "my_plugin:MyAlgo", 0, {}, "generated", None)])
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: algorithm 'my_plugin:MyAlgo': cannot import module 'my_plugin' (No module named 'my_plugin')
     """
     seen = set()
     for s in specs:
@@ -184,11 +199,17 @@ def check_algos(specs: Sequence[RunSpec]) -> None:
             continue
         seen.add(key)
         try:
-            resolve_algo(s.algo, s.imports)
+            klass = resolve_algo(s.algo, s.imports)
         except KeyError as e:
             raise SuiteError(e.args[0] if e.args else str(e)) from None
         except ImportError as e:
             raise SuiteError(f"suite imports: {e}") from None
+        if not in_process and getattr(klass, "__module__", None) == "__main__":
+            raise SuiteError(
+                f"algorithm {s.algo!r} ({getattr(klass, '__qualname__', klass)}) is defined in __main__ (a script or a notebook), "
+                "which worker processes cannot import: move it into a module and list that module under the suite's "
+                "'imports:' (or name it 'module:Class'), or run in this process (InlineExecutor, zoo-bench --workers 0)"
+            )
 
 
 # -- one run ---------------------------------------------------------------------------------------
@@ -408,15 +429,23 @@ class BenchSettings:
     Examples:
         >>> BenchSettings("smoke", scale=0.01).to_dict()       # stored in OUT/bench.json
         {'suite': 'smoke', 'scale': 0.01, 'steps': None, 'source': None}
+        >>> BenchSettings("sparse", config={"LaMo": {"lm": "embedded"}}).to_dict()["config"]
+        {'LaMo': {'lm': 'embedded'}}
     """
 
     suite: str
     scale: float | None = None
     steps: int | None = None
     source: str | None = None
+    #: ``zoo-bench --config`` overrides (``{algo: {field: value}}``); None when there are none
+    config: dict | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {"suite": self.suite, "scale": self.scale, "steps": self.steps, "source": self.source}
+        """The settings as stored in ``bench.json`` (``config`` only when overrides were given)."""
+        out = {"suite": self.suite, "scale": self.scale, "steps": self.steps, "source": self.source}
+        if self.config:
+            out["config"] = jsonable(self.config)
+        return out
 
 
 @dataclass
@@ -439,18 +468,21 @@ class SuiteRunResult:
 
     @property
     def failed(self) -> list[str]:
+        """Run ids that ran in this call and did not finish."""
         return [k for k, v in self.outcomes.items() if v.get("status") != "finished"]
 
     @property
     def finished(self) -> list[str]:
+        """Run ids finished, before this call or by it."""
         return self.already_finished + [k for k, v in self.outcomes.items() if v.get("status") == "finished"]
 
     @property
     def ok(self) -> bool:
+        """Every planned run finished and nothing was interrupted."""
         return not self.failed and not self.interrupted
 
 
-def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, scale=None, steps=None, ratios=None) -> list[RunSpec]:
+def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, scale=None, steps=None, ratios=None, config=None) -> list[RunSpec]:
     """The runs of a suite after the command-line filters (see `Suite.expand`).
 
     Examples:
@@ -459,7 +491,7 @@ def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, sca
         >>> [(r.task, r.ratio, r.label, r.protocol.steps) for r in runs]     # 1% of 37,500 steps
         [('reacher2d-medium', 1.0, 'LaMo', 375), ('reacher2d-medium', 0.1, 'LaMo', 375), ('reacher2d-medium', 0.3, 'LaMo', 375)]
     """
-    return suite.expand(algos=algos, tasks=tasks, seeds=seeds, source=source, scale=scale, steps=steps, ratios=ratios)
+    return suite.expand(algos=algos, tasks=tasks, seeds=seeds, source=source, scale=scale, steps=steps, ratios=ratios, config=config)
 
 
 def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], None] = print) -> tuple[list[RunSpec], list[str]]:
@@ -519,7 +551,8 @@ def _check_settings(out: Path, settings: BenchSettings, resume: bool) -> dict:
     if not resume:
         raise SuiteError(f"{out} already holds suite {bench.get('settings', {}).get('suite')!r}: pass --resume to continue it, or choose another --out")
     old = bench.get("settings") or {}
-    diff = {k: (old.get(k), v) for k, v in settings.to_dict().items() if old.get(k) != v}
+    now = settings.to_dict()
+    diff = {k: (old.get(k), now.get(k)) for k in dict.fromkeys([*now, *old]) if old.get(k) != now.get(k)}
     if diff:
         parts = ", ".join(f"{k}: {a!r} there, {b!r} now" for k, (a, b) in diff.items())
         raise SuiteError(f"cannot resume {out} with different settings ({parts}); use the same options or another --out")
@@ -539,6 +572,7 @@ def run_suite(
     source: str | None = None,
     scale: float | None = None,
     steps: int | None = None,
+    config: Mapping[str, Mapping[str, Any]] | None = None,
     progress: bool | None = None,
     say: Callable[[str], None] | None = None,
     argv: Sequence[str] | None = None,
@@ -549,7 +583,9 @@ def run_suite(
     (``result.json`` present) are kept and everything else runs (unfinished runs continue from
     their last checkpoint). ``executor``: a :class:`~offline_zoo.bench.executors.LocalExecutor`
     (default: 1 worker), :class:`~offline_zoo.bench.executors.RayExecutor` or
-    :class:`~offline_zoo.bench.executors.InlineExecutor`.
+    :class:`~offline_zoo.bench.executors.InlineExecutor`. ``algos`` ... ``config`` select and adjust
+    the runs as in `Suite.expand`; a resumed directory must be given the same budget, source and
+    ``config``.
 
     Examples:
         A stand-in algorithm (see `execute_run`):
@@ -586,15 +622,15 @@ def run_suite(
         >>> len(res.already_finished), res.outcomes
         (2, {})
     """
-    from .executors import LocalExecutor
+    from .executors import InlineExecutor, LocalExecutor
     from .progress import ProgressView
 
     out = Path(out)
     say = say or print
     executor = executor or LocalExecutor(workers=1)
-    specs = plan_runs(suite, algos, tasks, seeds, source, scale, steps, ratios)
-    check_algos(specs)
-    settings = BenchSettings(suite.name, scale, steps, source)
+    specs = plan_runs(suite, algos, tasks, seeds, source, scale, steps, ratios, config)
+    check_algos(specs, in_process=isinstance(executor, InlineExecutor))
+    settings = BenchSettings(suite.name, scale, steps, source, dict(config) if config else None)
     out.mkdir(parents=True, exist_ok=True)
     result = SuiteRunResult(out, specs)
     try:

@@ -204,23 +204,28 @@ class RunRecord:
 
     @property
     def finished(self) -> bool:
+        """Whether the run wrote its ``result.json`` (written last)."""
         return self.result is not None
 
     @property
     def status(self) -> str:
+        """``finished``, or the status in ``run.json`` (``running``, ``failed``...)."""
         if self.result is not None:
             return "finished"
         return str(self.run.get("status") or "unknown") if self.run else "unknown"
 
     @property
     def spec(self) -> dict:
+        """The run's spec (`RunSpec.to_dict`) from ``run.json``, else from ``result.json``."""
         return self.run.get("spec") or {}
 
     @property
     def run_id(self) -> str:
+        """The run's id: the spec's, else the last ``__``-separated part of the directory name."""
         return self.spec.get("run_id") or self.path.name.rsplit("__", 1)[-1]
 
     def curve(self) -> list[dict]:
+        """The run's evaluations from ``curve.json`` (``[]`` when there are none yet)."""
         return (read_json(self.path / CURVE_FILE) or {}).get("evaluations", [])
 
 

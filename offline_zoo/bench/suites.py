@@ -71,6 +71,7 @@ __all__ = [
     "load_suite",
     "find_reference",
     "canonical_algo",
+    "parse_config_overrides",
     "BUILTIN_ALGOS",
     "BUILTIN_ACTION_SPACES",
 ]
@@ -113,6 +114,34 @@ BUILTIN_ACTION_SPACES: dict[str, frozenset[str]] = {
     "td3+bc": frozenset({"continuous"}),
     "nfq": frozenset({"discrete"}),
 }
+
+
+def parse_config_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
+    """Parse ``zoo-bench --config`` items, ``ALGO.FIELD=VALUE``, into ``{ALGO: {FIELD: VALUE}}``.
+
+    ``ALGO`` is a label or algorithm name of the suite (any spelling) or ``*`` for every algorithm;
+    ``VALUE`` is read as YAML (``4`` is an int, ``[64, 64]`` a list, ``embedded`` a string).
+
+    Examples:
+        >>> parse_config_overrides(["LaMo.lm=embedded", "*.batch_size=16", "cql.hidden_units=[64, 64]"])
+        {'LaMo': {'lm': 'embedded'}, '*': {'batch_size': 16}, 'cql': {'hidden_units': [64, 64]}}
+        >>> parse_config_overrides(["lm=embedded"])
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: --config 'lm=embedded': write ALGO.FIELD=VALUE, e.g. LaMo.lm=embedded (ALGO '*' means every algorithm)
+    """
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, eq, raw = str(item).partition("=")
+        algo, dot, fld = key.strip().rpartition(".")
+        if not eq or not dot or not algo or not fld.isidentifier():
+            raise SuiteError(f"--config {item!r}: write ALGO.FIELD=VALUE, e.g. LaMo.lm=embedded (ALGO '*' means every algorithm)")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError as e:
+            raise SuiteError(f"--config {item!r}: the value is not valid YAML ({e.__class__.__name__})") from None
+        out.setdefault(algo, {})[fld] = value
+    return out
 
 
 def canonical_algo(name: str) -> str:
@@ -308,6 +337,7 @@ class SuiteRow:
 
     @property
     def key(self) -> tuple[str, float]:
+        """``(task, ratio)``: what identifies a row of the table."""
         return (self.task, self.ratio)
 
 
@@ -529,17 +559,27 @@ class Suite:
         scale: float | None = None,
         steps: int | None = None,
         ratios: Sequence[float] | None = None,
+        config: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list["RunSpec"]:
         """Every run of the suite (rows x algorithms x seeds), optionally filtered.
 
         ``algos``: labels or algorithm names (``td3+bc``, ``TD3PlusBC``); ``tasks``: task names,
         domains (``hopper``) or families (``mujoco``); ``seeds``: seeds to run (any integers);
         ``source``: dataset source for every row; ``scale`` / ``steps``: budget (see
-        :meth:`protocol_for`).
+        :meth:`protocol_for`); ``config``: ``{label or name or "*": {field: value}}`` applied on
+        top of the suite's and the rows' config (``zoo-bench --config``, see `parse_config_overrides`).
+
+        Examples:
+            >>> suite = load_suite("sparse")
+            >>> runs = suite.expand(algos=["LaMo"], tasks=["kitchen-partial"], ratios=[1.0], seeds=[0],
+            ...                     config={"lamo": {"lora_rank": 4}})
+            >>> runs[0].config      # the row's GPT-2 medium, and the override
+            {'lm': 'gpt2-medium', 'lora_rank': 4}
         """
         if scale is not None and steps is not None:
             raise SuiteError("give --steps or --scale, not both")
         labels = self._select_algos(algos)
+        overrides = self._resolve_overrides(config or {})
         rows = self._select_rows(tasks, ratios)
         seeds = list(self.seeds) if seeds is None else [int(s) for s in seeds]
         if not seeds:
@@ -562,10 +602,20 @@ class Suite:
                         f"{label} does not support {space} actions (task {row.task!r}); give the row an 'algos' list "
                         f"without it, or filter with --algos / --tasks"
                     )
-                config = {**a.config, **row.config.get("*", {}), **row.config.get(label, {})}
+                config = {**a.config, **row.config.get("*", {}), **row.config.get(label, {}), **overrides.get(label, {})}
                 for seed in seeds:
                     runs.append(RunSpec(self.name, row.group, row.task, row.ratio, label, a.algo, int(seed), config, src, protocol, tuple(self.imports)))
         return runs
+
+    def _labels_of(self, want: str) -> list[str]:
+        """The suite's algorithm labels that ``want`` names (a label, or an algorithm in any spelling)."""
+        labels = [a.label for a in self.algos]
+        matches = [a.label for a in self.algos if want == a.label or canonical_algo(want) in (canonical_algo(a.label), canonical_algo(a.algo))]
+        if not matches:
+            close = difflib.get_close_matches(str(want), labels, n=3, cutoff=0.3)
+            hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+            raise SuiteError(f"algorithm {want!r} is not in suite {self.name!r}.{hint} Its algorithms: {', '.join(labels)}")
+        return matches
 
     def _select_algos(self, algos: Sequence[str] | None) -> list[str]:
         labels = [a.label for a in self.algos]
@@ -573,13 +623,16 @@ class Suite:
             return labels
         chosen: list[str] = []
         for want in algos:
-            matches = [a.label for a in self.algos if want == a.label or canonical_algo(want) in (canonical_algo(a.label), canonical_algo(a.algo))]
-            if not matches:
-                close = difflib.get_close_matches(str(want), labels, n=3, cutoff=0.3)
-                hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-                raise SuiteError(f"algorithm {want!r} is not in suite {self.name!r}.{hint} Its algorithms: {', '.join(labels)}")
-            chosen += [m for m in matches if m not in chosen]
+            chosen += [m for m in self._labels_of(want) if m not in chosen]
         return [l for l in labels if l in chosen]
+
+    def _resolve_overrides(self, config: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, Any]]:
+        """``{label or name or "*": fields}`` -> ``{label: fields}``; ``"*"`` first, named algorithms win."""
+        out: dict[str, dict[str, Any]] = {}
+        for want in sorted(config, key=lambda k: k != "*"):
+            for label in ([a.label for a in self.algos] if want == "*" else self._labels_of(want)):
+                out.setdefault(label, {}).update(config[want])
+        return out
 
     def _select_rows(self, tasks: Sequence[str] | None, ratios: Sequence[float] | None) -> list[SuiteRow]:
         rows = list(self.rows)
@@ -604,6 +657,7 @@ class Suite:
 
     @property
     def groups(self) -> list[str]:
+        """Group names in file order."""
         return list(dict.fromkeys(r.group for r in self.rows))
 
     def describe(self) -> dict[str, Any]:
@@ -697,11 +751,13 @@ class RunSpec:
 
     @property
     def run_id(self) -> str:
+        """A 12-hex-digit hash of everything that defines the run (suite, task, ratio, algorithm, seed, config, source, protocol)."""
         blob = json.dumps(self.identity(), sort_keys=True, default=str, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     @property
     def dirname(self) -> str:
+        """The run's directory name under ``OUT/runs``: ``<task>__r<ratio>__<label>__s<seed>__<run_id>``."""
         return f"{self.task}__r{self.ratio:g}__{_slug(self.label)}__s{self.seed}__{self.run_id}"
 
     @property
@@ -710,10 +766,12 @@ class RunSpec:
         return f"{self.task} {self.ratio:g} {self.label} s{self.seed}"
 
     def to_dict(self) -> dict[str, Any]:
+        """The spec as plain JSON-friendly values (`from_dict` reads it back)."""
         return {**self.identity(), "group": self.group, "imports": list(self.imports), "run_id": self.run_id}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any]) -> "RunSpec":
+        """The spec that `to_dict` wrote."""
         return cls(
             d["suite"], d.get("group", ""), d["task"], float(d["ratio"]), d["label"], d["algo"], int(d["seed"]),
             dict(d.get("config") or {}), d["source"], Protocol.from_dict(d["protocol"]), tuple(d.get("imports") or ()),

@@ -65,6 +65,7 @@ class Episode:
 
     @property
     def episode_return(self) -> float:
+        """Undiscounted sum of the episode's rewards."""
         return float(self.rewards.sum(dtype=np.float64))
 
 
@@ -210,10 +211,12 @@ class Dataset:
     # -- basic properties ----------------------------------------------------------------------
     @property
     def n_episodes(self) -> int:
+        """Number of episodes (trajectories)."""
         return len(self.episode_starts)
 
     @property
     def n_steps(self) -> int:
+        """Number of transitions over all episodes."""
         return int(self.episode_lengths.sum())
 
     def __len__(self) -> int:
@@ -221,6 +224,7 @@ class Dataset:
 
     @property
     def discrete(self) -> bool:
+        """Whether actions are integer indices (Atari) rather than vectors."""
         return self.actions.ndim == 1
 
     @property
@@ -241,6 +245,7 @@ class Dataset:
 
     @property
     def episode_ends(self) -> np.ndarray:
+        """Index one past the last step of every episode (``episode_starts + episode_lengths``)."""
         return self.episode_starts + self.episode_lengths
 
     @property
@@ -249,6 +254,7 @@ class Dataset:
         return [self.episode(i) for i in range(self.n_episodes)]
 
     def episode(self, i: int) -> Episode:
+        """Episode ``i`` as an `Episode` of views into the flat arrays (no copy)."""
         s, n = int(self.episode_starts[i]), int(self.episode_lengths[i])
         last = s + n - 1
         return Episode(
@@ -264,6 +270,7 @@ class Dataset:
 
     @property
     def episode_returns(self) -> np.ndarray:
+        """Undiscounted return of every episode."""
         csum = np.concatenate([[0.0], np.cumsum(self.rewards, dtype=np.float64)])
         return csum[self.episode_ends] - csum[self.episode_starts]
 

@@ -258,9 +258,11 @@ class Reacher2dMediumPolicy:
         self._t = 0
 
     def params(self) -> dict:
+        """The controller's imperfections: hesitation range, aiming error, action noise, PD gains."""
         return {"kp": self.kp, "kd": self.kd, "aim_error": self.aim_error, "hesitation": list(self.hesitation), "action_noise": self.action_noise}
 
     def reset(self, rng: np.random.Generator | None = None) -> None:
+        """Start a new episode: draw its hesitation length, aiming error and elbow side from ``rng``."""
         rng = rng if rng is not None else np.random.default_rng(0)
         r = self.aim_error * math.sqrt(rng.uniform())
         a = rng.uniform(-math.pi, math.pi)
@@ -270,6 +272,8 @@ class Reacher2dMediumPolicy:
         self._t = 0
 
     def act(self, obs: np.ndarray, rng: np.random.Generator | None = None, noise: float = 1.0) -> np.ndarray:
+        """The torque for one Reacher2d observation: random while hesitating, then PD control towards
+        the inverse-kinematics joint angles of the (mis-aimed) target, plus ``noise`` x the action noise."""
         from ..envs.reacher2d import Reacher2dEnv
 
         obs = np.asarray(obs, dtype=np.float64).reshape(-1)

@@ -128,7 +128,10 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
     if src not in SOURCES:
         raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
     if src not in task.sources:
-        raise DatasetError(f"task {task.name!r} has no {src!r} source; it can be loaded from: {', '.join(task.sources)}")
+        raise DatasetError(
+            f"task {task.name!r} has no {src!r} source; it can be loaded from: "
+            + (", ".join(task.sources) or "nowhere (it has no sources: pass its data as a Dataset)")
+        )
     loader = {"minari": load_minari, "d4rl": load_d4rl_hdf5, "d4rl-atari": load_d4rl_atari, "generated": load_generated}[src]
     full = loader(task, **kwargs)
     return full.subsample(ratio, seed=seed)
@@ -281,7 +284,7 @@ def load_d4rl_hdf5(task: Task, path: str | os.PathLike | None = None) -> Dataset
                 f"Download it with D4RL on a machine with a network (or set D4RL_DATASET_DIR), or pass path=..."
             )
         path = found[0]
-    path = Path(path)
+    path = Path(path).expanduser()
     if not path.exists():
         raise DataUnavailableError(f"D4RL file {str(path)!r} does not exist")
     with h5py.File(path, "r") as f:

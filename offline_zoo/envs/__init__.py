@@ -18,6 +18,9 @@ kitchen    ``FrankaKitchen-v1`` of gymnasium-robotics (extra ``kitchen``) with
 atari      ALE ``{Game}NoFrameskip-v4`` + ``AtariPreprocessing`` (frame skip 4, up to 30 no-ops,
            84x84 grayscale, no terminal on life loss, uint8) + a stack of 4 frames: observations
            are uint8 arrays of shape (4, 84, 84), channel first (extra ``atari``).
+gymnasium  any other environment: ``gymnasium.make(task.env_id, **task.env_kwargs)``, TimeLimit
+           ``task.max_episode_steps``; for tasks of your own (the algorithms' per-task YAML
+           files have no section for it, so their ``default`` values apply).
 =========  =====================================================================================
 
 Kitchen observations. D4RL's original ``kitchen-*-v0`` data (what LaMo trained on) has 60-dim
@@ -68,7 +71,7 @@ __all__ = [
 ]
 
 #: task families `make_env` knows.
-FAMILIES = ("mujoco", "reacher2d", "kitchen", "atari")
+FAMILIES = ("mujoco", "reacher2d", "kitchen", "atari", "gymnasium")
 
 #: the Atari preprocessing of the LaMo paper (DQN's): passed to gymnasium's ``AtariPreprocessing``,
 #: followed by a stack of ``frame_stack`` frames.
@@ -284,6 +287,7 @@ def _make_atari(task: Task, max_steps: int, kwargs: dict) -> gymnasium.Env:
 
 _BUILDERS = {
     "mujoco": _make_mujoco,
+    "gymnasium": _make_mujoco,  # the same plain gymnasium.make + TimeLimit
     "reacher2d": _make_reacher2d,
     "kitchen": _make_kitchen,
     "atari": _make_atari,

@@ -3,7 +3,8 @@
 * :func:`load_language_model` / :func:`load_tokenizer` - GPT-2-architecture LMs and the GPT-2 BPE
   tokenizer from the hub, a local directory or the embedded tiny LM (:data:`EMBEDDED_LM`), failing
   fast with instructions when offline.
-* :class:`TokenBlockSource` - a corpus as random contiguous token blocks (the language losses).
+* :class:`TokenBlockSource` - a corpus as random contiguous token blocks (the language losses);
+  :func:`embedded_corpus` - the WikiText-2 excerpt shipped beside the embedded LM.
 * :func:`token_centres`, :func:`alignment_loss`, :func:`alignment_weight` - Wiki-RL's L_cos.
 * :func:`pretrain_language_model`, :func:`perplexity` - ChibiT-style pre-training and LaMo's
   pre-training ablations (early-stopped, shuffled corpus).
@@ -22,6 +23,7 @@ Examples:
 from offline_zoo.lm.corpus import (
     TokenBlockSource,
     default_cache_dir,
+    embedded_corpus,
     tokenize_lines,
     tokenizer_fingerprint,
 )
@@ -61,6 +63,7 @@ __all__ = [
     "alignment_loss",
     "alignment_weight",
     "default_cache_dir",
+    "embedded_corpus",
     "generate_sample",
     "hub_offline",
     "load_language_model",

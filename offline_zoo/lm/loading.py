@@ -104,6 +104,15 @@ class LanguageModelNotAvailableError(OSError):
         ...         print("embedded" in str(err))
         Could not load language model 'offline-zoo/not-in-any-cache': it is not in the local Hugging Face cache and HF_HUB_OFFLINE/TRANSFORMERS_OFFLINE is set.
         True
+
+        A relative ``dir/name`` that is no directory here is read as a hub id, and the message says so:
+
+        >>> with mock.patch.dict(os.environ, {"HF_HUB_OFFLINE": "1"}):
+        ...     try:
+        ...         load_language_model("lms/not-here")
+        ...     except LanguageModelNotAvailableError as err:
+        ...         print(str(err).splitlines()[1].split(" in the current directory")[0])
+        (Read as a hub name: there is no directory 'lms/not-here'
     """
 
 
@@ -187,8 +196,15 @@ def _hf_home() -> str:
 def _how_to_get(what: str, name: str, reason: str) -> str:
     fn = "load_tokenizer" if what == "tokenizer" else "load_language_model"
     extra = " (a directory with vocab.json + merges.txt)" if what == "tokenizer" else ""
+    # "dir/name" reads as a hub id when no such directory exists: say where it was looked for
+    no_dir = (
+        f"(Read as a hub name: there is no directory {name!r} in the current directory {os.getcwd()}.)\n"
+        if "/" in name and not os.path.isabs(name)
+        else ""
+    )
     return (
         f"Could not load {what} {name!r}: {reason}\n"
+        f"{no_dir}"
         "Ways to get it:\n"
         f"  1. run once on a machine with a network connection (it is then kept in the Hugging Face "
         f"cache, here {_hf_home()});\n"

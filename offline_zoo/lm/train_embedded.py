@@ -129,13 +129,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         Use `train_embedded_lm` from Python for a quick trial with other settings.
     """
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--train-file", required=True, help="training text (WikiText-2 valid split)")
-    parser.add_argument("--eval-file", required=True, help="held-out text (WikiText-2 test split)")
+    parser.add_argument("--train-file", required=True, metavar="FILE", help="training text (WikiText-2 valid split)")
+    parser.add_argument("--eval-file", required=True, metavar="FILE", help="held-out text (WikiText-2 test split)")
     parser.add_argument("--tokenizer", default="gpt2", help="GPT-2 tokenizer: directory or hub name")
-    parser.add_argument("--out", default=EMBEDDED_LM, help="output directory (default: the package asset)")
-    parser.add_argument("--steps", type=int, default=EMBEDDED_RECIPE["steps"])
-    parser.add_argument("--threads", type=int, default=EMBEDDED_RECIPE["num_threads"])
-    parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument("--out", default=EMBEDDED_LM, metavar="DIR", help="output directory (default: the package asset, overwritten)")
+    parser.add_argument("--steps", type=int, default=EMBEDDED_RECIPE["steps"], metavar="N",
+                        help=f"gradient steps (default {EMBEDDED_RECIPE['steps']}, the recipe)")
+    parser.add_argument("--threads", type=int, default=EMBEDDED_RECIPE["num_threads"], metavar="N",
+                        help=f"torch CPU threads (default {EMBEDDED_RECIPE['num_threads']}, as the shipped LM was trained)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     res = train_embedded_lm(
