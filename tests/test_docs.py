@@ -184,6 +184,45 @@ def test_docs_build_strict(tmp_path):
     assert "learn" in (site / "reference/algorithms/index.html").read_text()
 
 
+def _public_api():
+    """(qualified name, object) of every class and function a module of the package exports in
+    ``__all__`` (where it is defined), and of the public methods and properties of those classes."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import offline_zoo
+
+    for info in pkgutil.walk_packages(offline_zoo.__path__, "offline_zoo."):
+        if info.name.rsplit(".", 1)[-1].startswith("_"):
+            continue
+        module = importlib.import_module(info.name)
+        for name in getattr(module, "__all__", ()):
+            obj = getattr(module, name)
+            if not (inspect.isclass(obj) or inspect.isfunction(obj)) or obj.__module__ != module.__name__:
+                continue
+            yield f"{module.__name__}.{name}", obj
+            if inspect.isclass(obj):
+                for attr, raw in vars(obj).items():
+                    fn = raw.fget if isinstance(raw, property) else getattr(raw, "__func__", raw)
+                    if not attr.startswith("_") and inspect.isfunction(fn):
+                        # an override may inherit its base's docstring (inspect.getdoc looks it up)
+                        yield f"{module.__name__}.{name}.{attr}", raw if isinstance(raw, property) else getattr(obj, attr)
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    import inspect
+
+    api = dict(_public_api())
+    assert len(api) > 200, "the walk over the package found too little"
+    undocumented = [name for name, obj in api.items() if not inspect.getdoc(obj)]
+    assert not undocumented, f"public names without a docstring: {undocumented}"
+    # classes and functions (not every method) carry a runnable example; --doctest-modules runs them
+    top_level = {n: o for n, o in api.items() if inspect.isclass(o) or (inspect.isfunction(o) and "." not in o.__qualname__)}
+    no_example = [name for name, obj in top_level.items() if ">>>" not in inspect.getdoc(obj)]
+    assert not no_example, f"public classes/functions without an example: {no_example}"
+
+
 def test_readme_links_the_docs():
     readme = (ROOT / "README.md").read_text()
     assert "docs/index.md" in readme and "mkdocs" in readme
