@@ -182,6 +182,13 @@ def test_docs_build_strict(tmp_path):
     # the CLI page holds the parsers' real help, the reference the real docstrings
     assert "--suite" in (site / "cli/index.html").read_text()
     assert "learn" in (site / "reference/algorithms/index.html").read_text()
+    # the config tables come from the dataclasses and YAML files (every field, the per-task values)
+    dt_page = (site / "algorithms/dt/index.html").read_text()
+    from offline_zoo.algos.dt import DTConfig
+    import dataclasses
+
+    assert all(f"<code>{f.name}</code>" in dt_page for f in dataclasses.fields(DTConfig))
+    assert "reacher2d: <code>37500</code>" in dt_page and "<!-- config:" not in dt_page
 
 
 def _public_api():
