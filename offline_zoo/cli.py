@@ -192,6 +192,7 @@ def lm_main(argv: list[str] | None = None) -> int:
 
     ``zoo-lm pretrain CORPUS OUT [--layers 3 --dim 128 --heads 1 --steps 1000 --tokenizer gpt2]
     [--shuffle-tokens] [--early-stop N] [--eval CORPUS]`` saves a directory that ``lm=OUT`` loads;
+    ``zoo-lm train-tokenizer CORPUS OUT [--vocab-size 8192]`` trains a BPE tokenizer for it;
     ``zoo-lm train-embedded ...`` retrains the shipped embedded LM.
 
     Examples:
@@ -244,6 +245,17 @@ def lm_main(argv: list[str] | None = None) -> int:
     p.add_argument("--shuffle-tokens", action="store_true", help="train on a seeded random permutation of the corpus tokens (LaMo's random-corpus ablation)")
     p.add_argument("--early-stop", type=int, default=None, metavar="N", help="stop after N of the --steps planned steps, keeping their schedule (LaMo's early-stopped ablation)")
     p.add_argument("--eval", default=None, metavar="CORPUS", help="held-out text (file or directory) for the perplexities before / after (default: the training corpus)")
+    t = sub.add_parser(
+        "train-tokenizer",
+        help="train a byte-level BPE tokenizer on text files",
+        description="Train a byte-level BPE tokenizer (GPT-2's scheme: its pre-tokenization, the 256 bytes, <|endoftext|>) "
+        "on a corpus and save vocab.json + merges.txt + tokenizer_config.json; pass the directory to "
+        "'zoo-lm pretrain --tokenizer'.",
+    )
+    t.add_argument("corpus", help="training text: a file, a directory (its .txt/.raw/.tokens files), or 'embedded'")
+    t.add_argument("out", help="output directory")
+    t.add_argument("--vocab-size", type=int, default=8192, metavar="N", help="vocabulary size, bytes and <|endoftext|> included (default 8192)")
+    t.add_argument("--min-frequency", type=int, default=2, metavar="N", help="learn only merges seen at least N times (default 2)")
     sub.add_parser("train-embedded", help="retrain the shipped embedded LM", add_help=False)
     args, rest = parser.parse_known_args(argv)
     if args.command == "train-embedded":
@@ -252,8 +264,16 @@ def lm_main(argv: list[str] | None = None) -> int:
         return main(rest)
     if rest:
         parser.error(f"unrecognized arguments: {' '.join(rest)}")
-    from .lm import LanguageModelNotAvailableError, pretrain_language_model
+    from .lm import LanguageModelNotAvailableError, pretrain_language_model, train_tokenizer
 
+    if args.command == "train-tokenizer":
+        try:
+            tok = train_tokenizer(args.corpus, args.out, vocab_size=args.vocab_size, min_frequency=args.min_frequency)
+        except (FileNotFoundError, ValueError) as e:
+            print(f"zoo-lm: error: {e}", file=sys.stderr)
+            return 2
+        print(f"saved {args.out}: a byte-level BPE tokenizer of {len(tok)} tokens; use it with --tokenizer {args.out}")
+        return 0
     try:
         result = pretrain_language_model(
             args.corpus, args.out, n_layer=args.layers, n_embd=args.dim, n_head=args.heads, steps=args.steps,

@@ -479,3 +479,27 @@ def test_random_init_of_a_local_lm_uses_its_own_tokenizer_offline(offline, zoo_h
     assert algo._default_tokenizer() == str(EMBEDDED_LM)
     algo.learn(2, progress_bar=False)
     assert np.isfinite(algo.last_metrics["language_loss"])
+
+
+def test_trained_tokenizer_round_trips_and_sizes_the_lm(offline, zoo_home, tmp_path):
+    from offline_zoo.cli import lm_main
+    from offline_zoo.lm import train_tokenizer
+
+    corpus = _tiny_corpus(tmp_path / "corpus.txt")
+    tok = train_tokenizer(corpus, tmp_path / "tok", vocab_size=320)
+    assert 257 <= len(tok) <= 320 and tok.eos_token == "<|endoftext|>"
+    text = "the old man walked to the moon .\nünïcödé never seen 123"
+    assert tok.decode(tok(text)["input_ids"]) == text  # byte-level: nothing is unknown
+    whole = corpus.read_text()
+    assert len(tok(whole)["input_ids"]) < 0.4 * len(whole.encode())  # merges learned: words, not bytes
+    line = whole.splitlines()[0]
+    res = pretrain_language_model(corpus, tmp_path / "lm", n_layer=1, n_embd=16, n_head=1, steps=20, block_size=16,
+                                  batch_size=4, lr=1e-2, tokenizer=tmp_path / "tok", progress_bar=False)
+    model = load_language_model(tmp_path / "lm")
+    assert model.config.vocab_size == len(tok) and res.perplexity_after < res.perplexity_before
+    assert load_tokenizer(tmp_path / "lm")(line)["input_ids"] == tok(line)["input_ids"]
+    with pytest.raises(ValueError, match="at least 257"):
+        train_tokenizer(corpus, tmp_path / "small", vocab_size=100)
+    assert lm_main(["train-tokenizer", str(corpus), str(tmp_path / "cli-tok"), "--vocab-size", "300"]) == 0
+    assert len(load_tokenizer(tmp_path / "cli-tok")) <= 300
+    assert lm_main(["train-tokenizer", str(tmp_path / "missing.txt"), str(tmp_path / "x")]) == 2

@@ -7,7 +7,8 @@
   :func:`embedded_corpus` - the WikiText-2 excerpt shipped beside the embedded LM.
 * :func:`token_centres`, :func:`alignment_loss`, :func:`alignment_weight` - Wiki-RL's L_cos.
 * :func:`pretrain_language_model`, :func:`perplexity` - ChibiT-style pre-training and LaMo's
-  pre-training ablations (early-stopped, shuffled corpus).
+  pre-training ablations (early-stopped, shuffled corpus); :func:`train_tokenizer` - a byte-level
+  BPE tokenizer of your own corpus (GPT-2's scheme).
 
 Caches live under ``$OFFLINE_ZOO_HOME`` (default ``~/.cache/offline_zoo``): ``tokens/`` for
 tokenized corpora, ``kmeans/`` for token centres.
@@ -50,6 +51,7 @@ from offline_zoo.lm.pretrain import (
     generate_sample,
     perplexity,
     pretrain_language_model,
+    train_tokenizer,
 )
 
 __all__ = [
@@ -70,6 +72,7 @@ __all__ = [
     "load_tokenizer",
     "perplexity",
     "pretrain_language_model",
+    "train_tokenizer",
     "resolve_lm_dir",
     "spherical_kmeans",
     "token_centres",

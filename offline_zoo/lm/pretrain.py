@@ -36,10 +36,13 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from offline_zoo.lm.corpus import TokenBlockSource, tokenizer_fingerprint
+from offline_zoo.lm.corpus import TokenBlockSource, _expand_sources, tokenizer_fingerprint
 from offline_zoo.lm.loading import load_tokenizer
 
-__all__ = ["PretrainResult", "SAMPLE_PROMPT", "generate_sample", "perplexity", "pretrain_language_model"]
+__all__ = ["PretrainResult", "SAMPLE_PROMPT", "generate_sample", "perplexity", "pretrain_language_model", "train_tokenizer"]
+
+#: GPT-2's only special token (beginning / end of text, and padding where one is needed)
+END_OF_TEXT = "<|endoftext|>"
 
 SAMPLE_PROMPT = "Hello, my name is Tom."
 """Prompt of the LaMo paper's language-ability test (Appendix F)."""
@@ -226,16 +229,79 @@ def _save_tokenizer_files(tokenizer: Any, out_dir: Path, source_dir: Path | None
     if not copied:  # not a byte-level BPE tokenizer: let transformers write what it knows
         tokenizer.save_pretrained(str(out_dir))
         return
+    _write_tokenizer_config(out_dir, max_len, tokenizer.bos_token, tokenizer.eos_token, tokenizer.unk_token)
+
+
+def _write_tokenizer_config(out_dir: Path, max_len: int, bos: str | None = None, eos: str | None = None, unk: str | None = None) -> None:
+    """GPT-2's tokenizer_config.json beside vocab.json + merges.txt (GPT2TokenizerFast reads them)."""
     config = {
         "tokenizer_class": "GPT2Tokenizer",
         "model_max_length": max_len,
-        "bos_token": tokenizer.bos_token or "<|endoftext|>",
-        "eos_token": tokenizer.eos_token or "<|endoftext|>",
-        "unk_token": tokenizer.unk_token or "<|endoftext|>",
+        "bos_token": bos or END_OF_TEXT,
+        "eos_token": eos or END_OF_TEXT,
+        "unk_token": unk or END_OF_TEXT,
         "add_prefix_space": False,
         "errors": "replace",
     }
     (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def train_tokenizer(
+    corpus: str | os.PathLike | list,
+    out_dir: str | os.PathLike,
+    vocab_size: int = 8192,
+    min_frequency: int = 2,
+    max_len: int = 1024,
+) -> transformers.PreTrainedTokenizerBase:
+    """Train a byte-level BPE tokenizer (GPT-2's scheme, with the ``tokenizers`` library) on a corpus.
+
+    The tokenizer has GPT-2's pre-tokenization, its 256-byte alphabet (any text is encoded, nothing
+    is unknown) and ``<|endoftext|>``; ``vocab_size`` includes them. ``out_dir`` receives
+    ``vocab.json``, ``merges.txt`` and ``tokenizer_config.json``, so that `load_tokenizer`,
+    ``AutoTokenizer.from_pretrained`` and ``pretrain_language_model(tokenizer=out_dir)`` read it; an
+    LM pre-trained with it gets ``vocab_size`` token embeddings instead of GPT-2's 50,257.
+
+    Args:
+        corpus: what `TokenBlockSource` takes: text files, a directory, texts, or ``"embedded"``.
+        out_dir: output directory (created).
+        vocab_size: size of the vocabulary, at least 257 (the bytes and ``<|endoftext|>``).
+        min_frequency: merges seen fewer times than this are not learned.
+        max_len: the tokenizer's ``model_max_length`` (GPT-2: 1024).
+
+    Returns:
+        The trained tokenizer, loaded back from ``out_dir``.
+
+    Examples:
+        >>> tok = train_tokenizer(["the cat sat on the mat\\n" * 50, "the dog sat on the log\\n" * 50], "my-tok", vocab_size=300)
+        >>> len(tok) <= 300, tok.decode(tok("the cat sat")["input_ids"])
+        (True, 'the cat sat')
+        >>> len(tok("the cat sat on the mat")["input_ids"])       # frequent words are single tokens
+        6
+        >>> sorted(p.name for p in Path("my-tok").iterdir())
+        ['merges.txt', 'tokenizer_config.json', 'vocab.json']
+    """
+    from tokenizers import ByteLevelBPETokenizer
+
+    vocab_size = _positive_int("vocab_size", vocab_size)
+    if vocab_size < 257:
+        raise ValueError(f"vocab_size={vocab_size} must be at least 257: the 256 bytes and {END_OF_TEXT}")
+    files, texts = _expand_sources(corpus)
+
+    def lines():
+        for f in files:
+            with open(f, encoding="utf-8", errors="replace") as fh:
+                yield from fh
+        for t in texts:
+            yield from t.splitlines(keepends=True)
+
+    bpe = ByteLevelBPETokenizer(add_prefix_space=False)
+    bpe.train_from_iterator(lines(), vocab_size=vocab_size, min_frequency=_positive_int("min_frequency", min_frequency),
+                            special_tokens=[END_OF_TEXT], show_progress=False)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    bpe.save_model(str(out))
+    _write_tokenizer_config(out, _positive_int("max_len", max_len))
+    return load_tokenizer(out)
 
 
 def _write_bpe_files(tokenizer: Any, out_dir: Path) -> bool:
