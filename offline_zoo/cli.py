@@ -245,6 +245,8 @@ def lm_main(argv: list[str] | None = None) -> int:
     p.add_argument("--shuffle-tokens", action="store_true", help="train on a seeded random permutation of the corpus tokens (LaMo's random-corpus ablation)")
     p.add_argument("--early-stop", type=int, default=None, metavar="N", help="stop after N of the --steps planned steps, keeping their schedule (LaMo's early-stopped ablation)")
     p.add_argument("--eval", default=None, metavar="CORPUS", help="held-out text (file or directory) for the perplexities before / after (default: the training corpus)")
+    p.add_argument("--device", default="cpu", help="cpu (default), cuda, cuda:N, or auto (a GPU when torch sees one)")
+    p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (worth it on a GPU)")
     t = sub.add_parser(
         "train-tokenizer",
         help="train a byte-level BPE tokenizer on text files",
@@ -279,7 +281,7 @@ def lm_main(argv: list[str] | None = None) -> int:
             args.corpus, args.out, n_layer=args.layers, n_embd=args.dim, n_head=args.heads, steps=args.steps,
             block_size=args.block_size, batch_size=args.batch_size, lr=args.lr, seed=args.seed,
             tokenizer=args.tokenizer, shuffle_tokens=args.shuffle_tokens, early_stop_steps=args.early_stop,
-            eval_corpus=args.eval,
+            eval_corpus=args.eval, device=args.device, bf16=args.bf16,
         )
     except (LanguageModelNotAvailableError, FileNotFoundError, ValueError) as e:
         print(f"zoo-lm: error: {e}", file=sys.stderr)

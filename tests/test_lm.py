@@ -503,3 +503,17 @@ def test_trained_tokenizer_round_trips_and_sizes_the_lm(offline, zoo_home, tmp_p
     assert lm_main(["train-tokenizer", str(corpus), str(tmp_path / "cli-tok"), "--vocab-size", "300"]) == 0
     assert len(load_tokenizer(tmp_path / "cli-tok")) <= 300
     assert lm_main(["train-tokenizer", str(tmp_path / "missing.txt"), str(tmp_path / "x")]) == 2
+
+
+def test_pretraining_device_choice(tmp_path):
+    corpus = _tiny_corpus(tmp_path / "corpus.txt")
+    kwargs = dict(n_layer=1, n_embd=8, n_head=1, steps=2, block_size=16, batch_size=2, tokenizer="embedded", progress_bar=False)
+    res = pretrain_language_model(corpus, tmp_path / "auto", device="auto", **kwargs)
+    expected = "cuda" if torch.cuda.is_available() else "cpu"
+    assert json.loads((tmp_path / "auto" / "training_info.json").read_text())["training"]["device"].startswith(expected)
+    assert np.isfinite(res.perplexity_after)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA GPU"):
+            pretrain_language_model(corpus, tmp_path / "gpu", device="cuda", **kwargs)
+    with pytest.raises(ValueError, match="not a torch device"):
+        pretrain_language_model(corpus, tmp_path / "bad", device="gpu", **kwargs)

@@ -134,7 +134,7 @@ def perplexity(
     model.eval()
     device = next(model.parameters()).device
     total_nll, total_count = 0.0, 0
-    ctx = torch.autocast("cpu", dtype=torch.bfloat16) if autocast_bf16 else nullcontext()
+    ctx = torch.autocast(device.type, dtype=torch.bfloat16) if autocast_bf16 else nullcontext()
     try:
         for batch in blocks:
             batch = batch.to(device=device, dtype=torch.long)
@@ -209,6 +209,19 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, min_ratio: float) -> f
         return lr * (step + 1) / warmup
     progress = (step - warmup) / max(1, steps - warmup)
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
+
+
+def _pretrain_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` -> CUDA when torch sees a GPU, else the CPU; other names are checked."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device={device!r}: torch sees no CUDA GPU here (use 'cpu' or 'auto')")
+    return dev
 
 
 def _positive_int(name: str, value: Any) -> int:
@@ -347,6 +360,7 @@ def pretrain_language_model(
     eval_max_tokens: int | None = 65536,
     sample_prompt: str = SAMPLE_PROMPT,
     log_every: int = 50,
+    device: str | torch.device = "cpu",
 ) -> PretrainResult:
     """Train a GPT-2-architecture LM from random init on a token corpus and save it.
 
@@ -373,12 +387,15 @@ def pretrain_language_model(
             fine-tuning downstream behaves as with GPT-2; the training value is in training_info).
         n_positions: size of the position table (GPT-2: 1024, which Wiki-RL's "extend positions" and
             1024-token language batches expect).
-        bf16: bfloat16 autocast on CPU (faster on CPUs with AVX512-BF16 / AMX).
+        bf16: bfloat16 autocast (on a GPU; on a CPU faster only with AVX512-BF16 / AMX).
         num_threads: torch intra-op threads while training (restored afterwards).
         save_dtype: "float32", "float16" or "bfloat16" for the saved weights.
         eval_max_tokens: tokens of the evaluation text scored for the perplexities (None: all).
         sample_prompt: prompt of the generated sample (LaMo Appendix F: "Hello, my name is Tom.").
         log_every: steps between loss records / progress-bar updates.
+        device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when torch sees
+            one). GPT-2-sized LMs (the LaMo ablations of Figure 7) belong on a GPU; the saved
+            weights are the same either way (moved to the CPU before saving).
 
     Returns:
         :class:`PretrainResult`; the directory also holds ``training_info.json``.
@@ -466,6 +483,7 @@ def pretrain_language_model(
     else:
         eval_source, eval_name = TokenBlockSource(eval_corpus, tokenizer, block_size, batch_size, seed), "held-out"
 
+    dev = _pretrain_device(device)
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(_positive_int("num_threads", num_threads))
@@ -483,7 +501,7 @@ def pretrain_language_model(
             bos_token_id=tokenizer.bos_token_id if tokenizer.bos_token_id is not None else vocab_size - 1,
             eos_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else vocab_size - 1,
         )
-        model = transformers.GPT2LMHeadModel(config)
+        model = transformers.GPT2LMHeadModel(config).to(dev)
         model.train()
         eval_kwargs = dict(block_size=block_size, max_tokens=eval_max_tokens, autocast_bf16=bf16)
         ppl_before = perplexity(model, eval_source, **eval_kwargs)
@@ -496,7 +514,7 @@ def pretrain_language_model(
             lr=lr, betas=(0.9, 0.95), eps=1e-8,
         )
         n_train = early_stop_steps if early_stop_steps is not None else steps
-        autocast = torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else nullcontext()
+        autocast = torch.autocast(dev.type, dtype=torch.bfloat16) if bf16 else nullcontext()
         losses: list[tuple[int, float]] = []
         running, running_n = 0.0, 0
         progress = _make_progress(progress_bar)
@@ -507,7 +525,7 @@ def pretrain_language_model(
             for step in range(n_train):
                 for group in optimizer.param_groups:
                     group["lr"] = _lr_at(step, steps, lr, warmup_steps, min_lr_ratio)
-                batch = train_source.next_batch()
+                batch = train_source.next_batch().to(dev, non_blocking=True)
                 with autocast:
                     loss = _next_token_loss(model, batch)
                 optimizer.zero_grad(set_to_none=True)
@@ -532,7 +550,7 @@ def pretrain_language_model(
     out.mkdir(parents=True, exist_ok=True)
     for pdrop in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
         setattr(model.config, pdrop, 0.1)
-    to_save = model.to(_SAVE_DTYPES[save_dtype])
+    to_save = model.cpu().to(_SAVE_DTYPES[save_dtype])
     to_save.save_pretrained(str(out))
     weights = out / "model.safetensors"
     if weights.is_file():  # some writers create it 0600; make it readable like the other files
@@ -553,7 +571,7 @@ def pretrain_language_model(
                      "block_size": block_size, "batch_size": batch_size, "tokens_seen": n_train * block_size * batch_size,
                      "lr": lr, "warmup_steps": warmup_steps, "min_lr_ratio": min_lr_ratio, "schedule": "linear warmup + cosine",
                      "optimizer": "AdamW(betas=(0.9, 0.95))", "weight_decay": weight_decay, "grad_clip": grad_clip,
-                     "dropout": dropout, "bf16_autocast": bool(bf16), "seed": seed, "torch_threads": torch.get_num_threads() if num_threads is None else num_threads,
+                     "dropout": dropout, "bf16_autocast": bool(bf16), "device": str(dev), "seed": seed, "torch_threads": torch.get_num_threads() if num_threads is None else num_threads,
                      "seconds": round(seconds, 1), "cpu_seconds": round(cpu_seconds, 1), "loss_curve": [[s, round(v, 4)] for s, v in losses]},
         "evaluation": {"text": eval_name, "source": eval_source.description, "block_size": block_size,
                        "tokens_scored": min(eval_source.n_tokens, eval_max_tokens or eval_source.n_tokens) // block_size * block_size,
