@@ -63,8 +63,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--ratios", nargs="+", type=float, default=None, metavar="RATIO", help="only rows with these sample ratios")
     p.add_argument(
         "--config", nargs="+", action="extend", default=None, metavar="ALGO.FIELD=VALUE",
-        help="config overrides on top of the suite's, e.g. LaMo.lm=embedded '*.batch_size=32' (ALGO: a label or name, '*' for all; "
-        "VALUE is YAML; may be repeated)",
+        help="config overrides on top of the suite's, e.g. LaMo.lm=embedded '*.batch_size=32' (ALGO: a column label, or an algorithm "
+        "name for all its columns, or '*' for all; VALUE is YAML; may be repeated)",
     )
     p.add_argument("--source", default=None, metavar="SRC", help="dataset source of every run: minari, d4rl, d4rl-atari, generated (default: the suite's / the task's)")
     budget = p.add_mutually_exclusive_group()

@@ -138,7 +138,7 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
 
 
 # -- Minari ------------------------------------------------------------------------------------
-def dataset_from_minari(minari_dataset, task: Task | None = None, source: str = "minari") -> Dataset:
+def dataset_from_minari(minari_dataset, task: Task | str | None = None, source: str = "minari") -> Dataset:
     """Convert a ``minari.MinariDataset`` into a :class:`Dataset`, episode by episode.
 
     Minari stores T+1 observations per episode (the final one included); we keep the T that have
