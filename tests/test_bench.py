@@ -333,6 +333,12 @@ def test_report_cli_writes_markdown_csv_and_plots(tmp_path, capsys):
     assert (plots / "score_vs_ratio.png").stat().st_size > 1000
     assert (plots / "curves_reacher2d-medium.png").is_file() and (plots / "targets_reacher2d-medium_r1.png").is_file()
     assert "LaMo vs DT" in capsys.readouterr().out
+    # a new report keeps the sections other tools maintain in the file (perf.py's), replaces its own
+    md.write_text(text.replace("Golden table", "Stale table") + "\n<!-- perf:start -->\n## Performance\n| x | 1.4x |\n<!-- perf:end -->\n")
+    assert bench_main(["report", str(tmp_path / "out"), "--markdown", str(md), "--reference", str(REFERENCE), "--quiet"]) == 0
+    again = md.read_text()
+    assert "Stale table" not in again and again.count("Golden table") == text.count("Golden table")
+    assert again.count("<!-- perf:start -->\n## Performance\n| x | 1.4x |\n<!-- perf:end -->") == 1
 
 
 # -- running ---------------------------------------------------------------------------------------

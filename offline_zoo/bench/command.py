@@ -261,7 +261,7 @@ def _dry_run(suite, out: Path, args) -> int:
 
 
 def _report(args, argv: Sequence[str]) -> int:
-    from .report import build_report, render_document
+    from .report import build_report, keep_other_blocks, render_document
     from .store import atomic_write_text
 
     reports = [
@@ -284,7 +284,10 @@ def _report(args, argv: Sequence[str]) -> int:
                 print(f"wrote {f}")
                 images[i].append(_rel(f, args.markdown))
     if args.markdown:
-        atomic_write_text(args.markdown, render_document(reports, command=["zoo-bench", *argv], images=images))
+        document = render_document(reports, command=["zoo-bench", *argv], images=images)
+        if Path(args.markdown).is_file():  # keep the sections other tools write there (perf.py's)
+            document = keep_other_blocks(Path(args.markdown).read_text(), document)
+        atomic_write_text(args.markdown, document)
         print(f"wrote {args.markdown}")
     if args.csv:
         text = reports[0].csv() + "".join(r.csv().split("\n", 1)[1] for r in reports[1:])

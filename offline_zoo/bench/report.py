@@ -22,6 +22,7 @@ import csv
 import io
 import math
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -33,7 +34,7 @@ from .protocol import TARGET_SELECTIONS, CellScore, Protocol, aggregate_runs
 from .store import BENCH_FILE, RunRecord, read_json, scan_runs
 from .suites import SuiteError, canonical_algo, find_reference
 
-__all__ = ["Report", "build_report", "load_reference", "render_document", "SOURCE_NOTES"]
+__all__ = ["Report", "build_report", "keep_other_blocks", "load_reference", "render_document", "SOURCE_NOTES"]
 
 DASH = "—"
 
@@ -656,6 +657,29 @@ zoo-bench --suite mujoco --out runs/mujoco --workers 8 --scale 0.1       # Table
 zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
 ```
 """
+
+
+_KEPT_BLOCK = re.compile(r"^<!-- (?P<name>[\w-]+):start -->$.*?^<!-- (?P=name):end -->$", re.MULTILINE | re.DOTALL)
+
+
+def keep_other_blocks(old_text: str, new_text: str) -> str:
+    """``new_text`` plus the ``<!-- NAME:start --> ... <!-- NAME:end -->`` blocks of ``old_text``
+    that it lacks: sections other tools maintain in the same file (``benchmarks/perf.py
+    --write-readme`` writes the ``perf`` block of ``benchmarks/README.md``) survive a new report.
+
+    Examples:
+        >>> old = "# old report\\n\\n<!-- perf:start -->\\n## Performance\\n<!-- perf:end -->\\n"
+        >>> print(keep_other_blocks(old, "# new report\\n"))
+        # new report
+        <BLANKLINE>
+        <!-- perf:start -->
+        ## Performance
+        <!-- perf:end -->
+        <BLANKLINE>
+    """
+    present = {m["name"] for m in _KEPT_BLOCK.finditer(new_text)}
+    kept = [m.group(0) for m in _KEPT_BLOCK.finditer(old_text) if m["name"] not in present]
+    return new_text if not kept else new_text.rstrip("\n") + "\n\n" + "\n\n".join(kept) + "\n"
 
 
 def render_document(reports: Sequence[Report], command: Sequence[str] | None = None, images: Sequence[Sequence[str]] | None = None, title: str = "offline-zoo benchmarks") -> str:
