@@ -105,7 +105,8 @@ class LMBackedAlgo(SequenceAlgo):
         return lm
 
     def _extra_files(self) -> dict[str, bytes]:
-        return {**super()._extra_files(), LM_CONFIG_FILE: self._lm_config_json.encode()}
+        lm_config = getattr(self, "_lm_config_json", None)  # set by _load_lm
+        return {**super()._extra_files(), **({LM_CONFIG_FILE: lm_config.encode()} if lm_config else {})}
 
     @property
     def restoring(self) -> bool:
