@@ -21,7 +21,7 @@ import numpy as np
 from .data.dataset import Dataset
 from .data.samplers import TransitionSampler
 
-__all__ = ["tiny_dataset", "TinyImageEnv", "check_algo"]
+__all__ = ["tiny_dataset", "TinyImageEnv", "check_algo", "StepCountAlgo", "write_demo_results"]
 
 
 def tiny_dataset(kind: str = "continuous", n_episodes: int = 6, episode_len: int = 12, seed: int = 0) -> Dataset:
@@ -180,6 +180,75 @@ def check_algo(algo_class, dataset: Dataset, env_fn=None, n_steps: int = 3, over
     a.learn(2, progress_bar=False)
     b.learn(2, progress_bar=False)
     np.testing.assert_allclose(_predict(a, obs)[0], _predict(b, obs)[0], rtol=1e-6, atol=1e-6, err_msg="same seed, different result")
+
+
+class StepCountAlgo:
+    """A stand-in with the interface a ``zoo-bench`` run uses, and no model: its score is its step count.
+
+    For examples and tests of the benchmark machinery; a suite names it
+    ``"offline_zoo.testing:StepCountAlgo"`` (any importable class with ``__init__(task, ratio,
+    seed, source, device, n_steps)``, ``learn``, ``evaluate``, ``save`` and ``load`` can be named so).
+
+    Examples:
+        >>> algo = StepCountAlgo("reacher2d-medium").learn(5)
+        >>> algo.evaluate()["scores"], StepCountAlgo.load(algo.save("toy.txt")).num_steps
+        ({'none': 5.0}, 5)
+    """
+
+    def __init__(self, task, ratio: float = 1.0, seed: int = 0, source=None, device: str = "auto", n_steps: int = 0):
+        self.num_steps = 0
+
+    def learn(self, n_steps: int, callback=None, progress_bar: bool = False) -> "StepCountAlgo":
+        """Count ``n_steps`` more steps."""
+        self.num_steps += int(n_steps)
+        return self
+
+    def evaluate(self, n_episodes=None, seed: int = 0) -> dict:
+        """The step count as the score of a single (non-return-conditioned) group."""
+        return {"scores": {"none": float(self.num_steps)}}
+
+    def save(self, path) -> Path:
+        """Write the step count to ``path``."""
+        Path(path).write_text(str(self.num_steps))
+        return Path(path)
+
+    @classmethod
+    def load(cls, path, dataset=None, device: str = "auto") -> "StepCountAlgo":
+        """The algorithm `save` wrote."""
+        algo = cls(None)
+        algo.num_steps = int(Path(path).read_text())
+        return algo
+
+
+def write_demo_results(out) -> list:
+    """Write made-up results of a small suite into ``out``, in the files ``zoo-bench`` writes.
+
+    Suite ``demo``: DT (two return-to-go targets, "76" and "40") and CQL (none) on
+    ``reacher2d-medium`` at ratios 0.1 and 1, seeds 0 and 1, 30 steps evaluated every 10. The
+    scores are ``ratio * step (+ seed)`` for DT's target 76, ``step / 2`` for its target 40 and
+    ``ratio * step`` for CQL. Returns the runs' `RunSpec`s; for the examples of the reports and plots.
+
+    Examples:
+        >>> from offline_zoo.bench import build_report
+        >>> specs = write_demo_results("out")
+        >>> len(specs), build_report("out").counts()["finished"]
+        (8, 8)
+    """
+    from .bench import Suite, score_run
+    from .bench.store import atomic_write_json
+
+    suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
+                             "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
+                             "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
+    specs = suite.expand()
+    out = Path(out)
+    atomic_write_json(out / "bench.json", {"suite": suite.describe(), "planned": {s.run_id: s.to_dict() for s in specs}})
+    for s in specs:
+        curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT" else {"none": s.ratio * t}}
+                 for t in s.protocol.eval_steps]
+        atomic_write_json(out / "runs" / s.dirname / "curve.json", {"evaluations": curve})
+        atomic_write_json(out / "runs" / s.dirname / "result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+    return specs
 
 
 def _observations(dataset: Dataset, n: int) -> np.ndarray:

@@ -30,6 +30,7 @@ import torch
 from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
 from ..data.dataset import Dataset, check_ratio
 from ..data.loaders import load_dataset
+from ..devices import resolve_device
 from ..evaluation import EvaluationResult, run_episodes
 from ..tasks import Task, get_task, register_task
 from .config import AlgoConfig, resolve_config
@@ -37,32 +38,6 @@ from .config import AlgoConfig, resolve_config
 __all__ = ["OfflineAlgo", "RolloutState", "Spec", "resolve_device"]
 
 FORMAT_VERSION = 1
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """'auto' -> CUDA when available, else CPU; anything else is checked and returned.
-
-    Raises ValueError for a name torch does not know, or for CUDA when torch sees no GPU.
-
-    Examples:
-        >>> resolve_device("cpu")
-        device(type='cpu')
-        >>> resolve_device("auto").type in ("cpu", "cuda")
-        True
-        >>> resolve_device("gpu")
-        Traceback (most recent call last):
-        ...
-        ValueError: device='gpu' is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'
-    """
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device; use 'auto', 'cpu', 'cuda' or 'cuda:N'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r} asked for CUDA but torch sees no GPU; use 'cpu' or 'auto'")
-    return dev
 
 
 @dataclass(frozen=True)

@@ -313,26 +313,12 @@ class InlineExecutor:
         threads: torch threads (None: leave as they are).
 
     Examples:
-        A stand-in algorithm (see `offline_zoo.bench.runner.execute_run`):
-
-        >>> import sys, types
-        >>> class Toy:          # the interface a run uses; its "score" is its step count
-        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
-        ...         self.num_steps = 0
-        ...     def learn(self, n_steps, callback=None, progress_bar=False):
-        ...         self.num_steps += n_steps
-        ...     def evaluate(self, n_episodes=None, seed=0):
-        ...         return {"scores": {"none": float(self.num_steps)}}
-        ...     def save(self, path):
-        ...         Path(path).write_text(str(self.num_steps))
-        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
-        >>> sys.modules["toy_algos"].Toy = Toy
-
-        Its runs, one after the other, with the progress events they report:
+        Two runs of a stand-in algorithm (`offline_zoo.testing.StepCountAlgo`, whose score is its
+        step count), one after the other, with the progress events they report:
 
         >>> from offline_zoo.bench.protocol import Protocol
         >>> from offline_zoo.bench.suites import RunSpec
-        >>> specs = [RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "toy_algos:Toy", seed, {}, "generated",
+        >>> specs = [RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "offline_zoo.testing:StepCountAlgo", seed, {}, "generated",
         ...                  Protocol(steps=20, eval_every=10, last_steps=10)) for seed in (0, 1)]
         >>> events = []
         >>> outcomes = InlineExecutor(device="cpu").run(specs, "out", on_event=events.append)

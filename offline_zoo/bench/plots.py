@@ -65,19 +65,8 @@ def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | Non
     Examples:
         A report of made-up results (see `offline_zoo.bench.report.build_report`):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> from offline_zoo.bench.report import build_report
         >>> report = build_report("out")
         >>> plot_score_vs_ratio(report, "plots/score_vs_ratio.png").stat().st_size > 0
@@ -146,19 +135,8 @@ def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -
     Examples:
         A report of made-up results (see `offline_zoo.bench.report.build_report`):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> from offline_zoo.bench.report import build_report
         >>> report = build_report("out")
         >>> plot_learning_curves(report, "reacher2d-medium", "plots/curves.png").name
@@ -209,19 +187,8 @@ def plot_target_curves(report: "Report", task: str, ratio: float, path: str | os
     Examples:
         A report of made-up results (see `offline_zoo.bench.report.build_report`):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> from offline_zoo.bench.report import build_report
         >>> report = build_report("out")
         >>> plot_target_curves(report, "reacher2d-medium", 1.0, "plots/targets.png").name   # DT's 2 targets
@@ -265,19 +232,8 @@ def plot_report(report: "Report", directory: str | os.PathLike) -> list[Path]:
     Examples:
         A report of made-up results (see `offline_zoo.bench.report.build_report`):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> from offline_zoo.bench.report import build_report
         >>> report = build_report("out")
         >>> [f.name for f in plot_report(report, "plots")]    # doctest: +NORMALIZE_WHITESPACE

@@ -134,19 +134,8 @@ class Report:
     Examples:
         An output directory with made-up results (two algorithms, two ratios, two seeds):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> report = build_report("out")
         >>> cell = report.cells[("reacher2d-medium", 0.1, "DT")]     # best target per cell
         >>> cell.target, cell.mean, cell.std, report.counts()["finished"]
@@ -590,19 +579,8 @@ def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = N
     Examples:
         An output directory with made-up results (what ``zoo-bench`` writes, without training):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> print(build_report("out").markdown())      # doctest: +ELLIPSIS
         ## demo (suite `demo`)
         <BLANKLINE>
@@ -689,19 +667,8 @@ def render_document(reports: Sequence[Report], command: Sequence[str] | None = N
     Examples:
         An output directory with made-up results (see `build_report`):
 
-        >>> from offline_zoo.bench import Suite, score_run
-        >>> from offline_zoo.bench.store import atomic_write_json
-        >>> suite = Suite.from_dict({"name": "demo", "algos": ["DT", "CQL"], "seeds": [0, 1],
-        ...                          "protocol": {"steps": 30, "eval_every": 10, "last_steps": 20},
-        ...                          "rows": [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}]})
-        >>> specs = suite.expand()
-        >>> _ = atomic_write_json("out/bench.json", {"suite": suite.describe(),
-        ...                                          "planned": {s.run_id: s.to_dict() for s in specs}})
-        >>> for s in specs:    # made-up scores, in the files zoo-bench writes for every run
-        ...     curve = [{"step": t, "scores": {"76": s.ratio * t + s.seed, "40": t / 2} if s.label == "DT"
-        ...               else {"none": s.ratio * t}} for t in s.protocol.eval_steps]
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/curve.json", {"evaluations": curve})
-        ...     _ = atomic_write_json(f"out/runs/{s.dirname}/result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
         >>> doc = render_document([build_report("out")], command=["zoo-bench", "report", "out"],
         ...                       images=[["plots/score_vs_ratio.png"]])
         >>> [line for line in doc.splitlines() if line.startswith(("# ", "## ", "zoo-bench report out", "!["))]

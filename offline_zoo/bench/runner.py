@@ -257,26 +257,12 @@ def execute_run(
     raised; ``KeyboardInterrupt`` marks it ``"interrupted"`` and propagates.
 
     Examples:
-        A stand-in algorithm (any importable class with this interface can be named in a suite as
-        ``"module:Class"``):
-
-        >>> import sys, types
-        >>> class Toy:          # the interface a run uses; its "score" is its step count
-        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
-        ...         self.num_steps = 0
-        ...     def learn(self, n_steps, callback=None, progress_bar=False):
-        ...         self.num_steps += n_steps
-        ...     def evaluate(self, n_episodes=None, seed=0):
-        ...         return {"scores": {"none": float(self.num_steps)}}
-        ...     def save(self, path):
-        ...         Path(path).write_text(str(self.num_steps))
-        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
-        >>> sys.modules["toy_algos"].Toy = Toy
-
-        One run of it: 20 steps, evaluated every 10, scored on the last 10:
+        One run of a stand-in algorithm whose score is its step count (`StepCountAlgo`; any
+        importable class with its interface can be named in a suite as ``"module:Class"``): 20
+        steps, evaluated every 10, scored on the last 10:
 
         >>> from offline_zoo.bench.protocol import Protocol
-        >>> spec = RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "toy_algos:Toy", 0, {}, "generated",
+        >>> spec = RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "offline_zoo.testing:StepCountAlgo", 0, {}, "generated",
         ...                Protocol(steps=20, eval_every=10, last_steps=10))
         >>> execute_run(spec, "out")                                    # doctest: +ELLIPSIS
         {'status': 'finished', 'run_id': '...', 'score': 20.0}
@@ -588,25 +574,11 @@ def run_suite(
     ``config``.
 
     Examples:
-        A stand-in algorithm (see `execute_run`):
-
-        >>> import sys, types
-        >>> class Toy:          # the interface a run uses; its "score" is its step count
-        ...     def __init__(self, task, ratio=1.0, seed=0, source=None, device="auto", n_steps=0):
-        ...         self.num_steps = 0
-        ...     def learn(self, n_steps, callback=None, progress_bar=False):
-        ...         self.num_steps += n_steps
-        ...     def evaluate(self, n_episodes=None, seed=0):
-        ...         return {"scores": {"none": float(self.num_steps)}}
-        ...     def save(self, path):
-        ...         Path(path).write_text(str(self.num_steps))
-        >>> sys.modules["toy_algos"] = types.ModuleType("toy_algos")   # importable as "toy_algos:Toy"
-        >>> sys.modules["toy_algos"].Toy = Toy
-
-        A suite of two runs of it, run in this process:
+        A suite of two runs of a stand-in algorithm (`StepCountAlgo`, whose score is its step
+        count), run in this process:
 
         >>> from offline_zoo.bench.executors import InlineExecutor
-        >>> suite = Suite.from_dict({"name": "demo", "algos": [{"label": "Toy", "algo": "toy_algos:Toy"}],
+        >>> suite = Suite.from_dict({"name": "demo", "algos": [{"label": "Toy", "algo": "offline_zoo.testing:StepCountAlgo"}],
         ...                          "seeds": [0, 1], "protocol": {"steps": 20, "eval_every": 10, "last_steps": 10},
         ...                          "rows": [{"task": "reacher2d-medium", "ratio": 1.0}]})
         >>> res = run_suite(suite, "out", executor=InlineExecutor(), progress=False)

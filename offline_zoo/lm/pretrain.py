@@ -37,6 +37,7 @@ import torch.nn.functional as F
 import transformers
 
 from offline_zoo.lm.corpus import TokenBlockSource, _expand_sources, tokenizer_fingerprint
+from offline_zoo.devices import resolve_device
 from offline_zoo.lm.loading import load_tokenizer
 
 __all__ = ["PretrainResult", "SAMPLE_PROMPT", "generate_sample", "perplexity", "pretrain_language_model", "train_tokenizer"]
@@ -211,19 +212,6 @@ def _lr_at(step: int, steps: int, lr: float, warmup: int, min_ratio: float) -> f
     return lr * (min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * min(1.0, progress))))
 
 
-def _pretrain_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` -> CUDA when torch sees a GPU, else the CPU; other names are checked."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device={device!r} is not a torch device; use 'cpu', 'cuda', 'cuda:N' or 'auto'") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device={device!r}: torch sees no CUDA GPU here (use 'cpu' or 'auto')")
-    return dev
-
-
 def _positive_int(name: str, value: Any) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
         raise ValueError(f"{name} must be a positive int, got {value!r}")
@@ -394,8 +382,8 @@ def pretrain_language_model(
         sample_prompt: prompt of the generated sample (LaMo Appendix F: "Hello, my name is Tom.").
         log_every: steps between loss records / progress-bar updates.
         device: ``"cpu"`` (default), ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (a GPU when torch sees
-            one). GPT-2-sized LMs (the LaMo ablations of Figure 7) belong on a GPU; the saved
-            weights are the same either way (moved to the CPU before saving).
+            one; see `offline_zoo.devices.resolve_device`). GPT-2-sized LMs (the LaMo ablations
+            of Figure 7) belong on a GPU; the weights are moved to the CPU before saving.
 
     Returns:
         :class:`PretrainResult`; the directory also holds ``training_info.json``.
@@ -483,7 +471,7 @@ def pretrain_language_model(
     else:
         eval_source, eval_name = TokenBlockSource(eval_corpus, tokenizer, block_size, batch_size, seed), "held-out"
 
-    dev = _pretrain_device(device)
+    dev = resolve_device(device)
     old_threads = torch.get_num_threads()
     if num_threads is not None:
         torch.set_num_threads(_positive_int("num_threads", num_threads))
