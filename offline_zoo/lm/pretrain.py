@@ -36,7 +36,7 @@ import torch
 import torch.nn.functional as F
 import transformers
 
-from offline_zoo.lm.corpus import TokenBlockSource, _expand_sources, tokenizer_fingerprint
+from offline_zoo.lm.corpus import TokenBlockSource, _expand_sources, _split_lines, tokenizer_fingerprint
 from offline_zoo.devices import resolve_device
 from offline_zoo.lm.loading import load_tokenizer
 
@@ -292,8 +292,7 @@ def train_tokenizer(
         for f in files:
             with open(f, encoding="utf-8", errors="replace") as fh:
                 yield from fh
-        for t in texts:
-            yield from t.splitlines(keepends=True)
+        yield from _split_lines(texts)
 
     bpe = ByteLevelBPETokenizer(add_prefix_space=False)
     bpe.train_from_iterator(lines(), vocab_size=vocab_size, min_frequency=_positive_int("min_frequency", min_frequency),
