@@ -159,6 +159,28 @@ def test_window_sampler_never_crosses_episodes_and_is_seeded():
         assert len(set(episode_of[steps])) == 1 and (np.diff(steps) == 1).all()
 
 
+def test_end_anchored_windows_end_at_the_drawn_step_and_are_cut_at_episode_starts():
+    # episodes: steps 0-4 (rewards 0..4) and 5-9 (rewards 5..9)
+    ds = Dataset.from_arrays(np.arange(10.0).reshape(10, 1), np.zeros((10, 1)), np.arange(10.0), [0, 0, 0, 0, 1, 0, 0, 0, 0, 1])
+    start, end = (WindowSampler(ds, context_len=3, rtg_scale=1, max_ep_len=10, anchor=a, seed=1) for a in ("start", "end"))
+    a, b = start.sample(400), end.sample(400)
+    # the same draws: "start" windows begin at the drawn step, "end" windows finish there
+    drawn = np.random.default_rng(1).integers(0, 10, size=400)
+    assert np.array_equal(a["states"][np.arange(400), 3 - a["mask"].sum(1).astype(int), 0] * ds.state_std[0] + ds.state_mean[0], drawn)
+    last = b["states"][:, -1, 0] * ds.state_std[0] + ds.state_mean[0]
+    np.testing.assert_allclose(last, drawn, atol=1e-5)
+    # short windows: at episode ends for "start", at episode starts for "end"
+    short_a = a["mask"].sum(1) < 3
+    short_b = b["mask"].sum(1) < 3
+    assert set(np.unique(a["timesteps"][short_a, -1])) <= {3, 4}
+    assert set(np.unique(b["timesteps"][short_b, -1])) <= {0, 1}
+    # returns-to-go of the end-anchored windows still include each step's own reward
+    i = int(np.flatnonzero(drawn == 6)[0])
+    assert b["returns_to_go"][i, :, 0].tolist() == [0.0, 35.0, 30.0]
+    with pytest.raises(ValueError, match="unknown window anchor 'middle'; allowed values: 'start', 'end'"):
+        WindowSampler(ds, context_len=3, rtg_scale=1, max_ep_len=10, anchor="middle")
+
+
 def test_atari_windows_stack_frames_without_crossing_episodes():
     frames = np.arange(6, dtype=np.uint8)[:, None, None] * np.ones((1, 84, 84), np.uint8)
     ds = Dataset.from_arrays(frames, np.array([0, 1, 2, 3, 0, 1]), np.ones(6), [0, 0, 1, 0, 0, 1], frame_stack=4)

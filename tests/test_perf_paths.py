@@ -67,7 +67,10 @@ def test_lamo_batched_actions_equal_one_episode_at_a_time(precision):
         for i in range(3):
             (alone,) = _recorded(algo, 1, [target], seed=10 + i)
             assert alone.shape == (9, 3)  # windows of K=4 slide for 5 steps
-            np.testing.assert_array_equal(together[g * 3 + i], alone)
+            # equal up to rounding: a BLAS may use other kernels for another batch size
+            # (in bf16 one rounding step of a bf16 value near 1 is 8e-3)
+            tol = dict(rtol=1e-4, atol=1e-5) if precision == "fp32" else dict(rtol=2e-2, atol=2e-2)
+            np.testing.assert_allclose(together[g * 3 + i], alone, **tol)
 
 
 def test_merged_lora_inference_matches_unmerged_and_leaves_training_alone():

@@ -157,7 +157,9 @@ def test_batched_rollouts_equal_one_episode_at_a_time():
     for i in range(3):
         alone = algo.evaluate(n_episodes=1, target_returns=[3600.0, 1800.0], seed=10 + i)
         for t in (3600.0, 1800.0):
-            assert alone.returns[t][0] == together.returns[t][i]
+            # rows are computed independently, but a BLAS may pick other kernels for another batch
+            # size (seen: 4e-9 relative on AVX-512), so returns agree to rounding, not bitwise
+            assert alone.returns[t][0] == pytest.approx(together.returns[t][i], rel=1e-5)
             assert alone.lengths[t][0] == together.lengths[t][i]
 
 

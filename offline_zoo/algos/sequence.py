@@ -54,6 +54,12 @@ class SequenceConfig(AlgoConfig):
         embedding: ``"linear"`` or ``"mlp"`` modality embeddings.
         action_head: ``"linear_tanh"``, ``"linear"`` or ``"mlp"`` (continuous); discrete tasks use logits.
         dropout: GPT-2 residual/embedding/attention dropout of the body.
+        timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
+            ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
+            ``docs/deviations.md`` for the measurements behind the default).
+        window_anchor: how training windows are drawn: ``"start"`` (a uniform first step, windows
+            cut at episode ends; the released code) or ``"end"`` (a uniform last step, windows cut at
+            episode starts, like the contexts of an evaluation episode's first steps; d3rlpy).
         precision: ``"fp32"`` or ``"bf16"`` (autocast for training and inference).
         fast_kernels: the training speed paths of `offline_zoo.algos.fast` and
             ``_state_token_forward``: the last block computed only at the state tokens the loss
@@ -84,6 +90,8 @@ class SequenceConfig(AlgoConfig):
     embedding: str = "linear"
     action_head: str = "linear_tanh"
     dropout: float = 0.1
+    timestep_init: str = "gpt2"
+    window_anchor: str = "start"
     precision: str = "fp32"
     fast_kernels: bool = True
     fast_inference: bool = True
@@ -197,6 +205,7 @@ class SequenceAlgo(OfflineAlgo):
             max_ep_len=self._max_ep_len(),
             embed_order=self.embed_order,
             embedding=c.embedding,
+            timestep_init=c.timestep_init,
             action_head=("linear" if c.action_head == "linear_tanh" else c.action_head) if s.discrete else c.action_head,
         )
         return TransformerSpec(**kwargs)
@@ -244,6 +253,7 @@ class SequenceAlgo(OfflineAlgo):
             self._sampler = WindowSampler(
                 self.dataset, self.config.context_len, self._rtg_scale(), self._max_ep_len(),
                 state_mean=self.stats.get("state_mean"), state_std=self.stats.get("state_std"),
+                anchor=self.config.window_anchor,
             )
             self._sampler.rng = self.rng  # one saved generator drives every draw
 

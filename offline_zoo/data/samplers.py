@@ -14,6 +14,7 @@ from .dataset import Dataset
 __all__ = ["WindowSampler", "TransitionSampler", "returns_to_go"]
 
 PAD_ACTION = -10.0  # the released DT/LaMo code pads continuous actions with -10
+WINDOW_ANCHORS = ("start", "end")
 
 
 def returns_to_go(dataset: Dataset) -> np.ndarray:
@@ -48,9 +49,13 @@ def _step_tables(dataset: Dataset) -> tuple[np.ndarray, np.ndarray]:
 class WindowSampler:
     """Samples K-step trajectory windows as the released DT/LaMo code does.
 
-    A window starts at a step drawn uniformly from all steps of the dataset, which is exactly the
-    released code's "trajectory with probability proportional to its length, then a uniform start
-    in it". It runs forward up to K steps (cut at the episode end) and is LEFT padded to K:
+    With ``anchor="start"`` (the released code) a window starts at a step drawn uniformly from all
+    steps of the dataset, which is exactly the released code's "trajectory with probability
+    proportional to its length, then a uniform start in it", and runs forward up to K steps (cut at
+    the episode end): short windows come from episode ends. With ``anchor="end"`` (d3rlpy) the drawn
+    step is the window's LAST step and the window reaches back up to K steps (cut at the episode
+    start): short windows come from episode starts, as the contexts of the first K - 1 steps of an
+    evaluation episode. Either way the window is LEFT padded to K:
     padded states are zeros before normalization, padded actions -10 (0 for discrete), padded RTG 0,
     timesteps 0, mask 0. Timesteps are clipped to ``max_ep_len - 1``; RTGs are divided by
     ``rtg_scale``.
@@ -77,9 +82,13 @@ class WindowSampler:
         state_mean: np.ndarray | None = None,
         state_std: np.ndarray | None = None,
         seed: int = 0,
+        anchor: str = "start",
     ):
         if context_len < 1:
             raise ValueError(f"context_len={context_len} must be >= 1")
+        if anchor not in WINDOW_ANCHORS:
+            raise ValueError(f"unknown window anchor {anchor!r}; allowed values: {', '.join(map(repr, WINDOW_ANCHORS))}")
+        self.anchor = anchor
         self.dataset = dataset
         self.K = int(context_len)
         self.rtg_scale = float(rtg_scale)
@@ -96,13 +105,20 @@ class WindowSampler:
 
     def sample(self, batch_size: int) -> dict[str, np.ndarray]:
         """A random batch of windows (see class docstring for the layout)."""
-        starts = self.rng.integers(0, self.dataset.n_steps, size=batch_size)
-        return self.window(starts)
+        drawn = self.rng.integers(0, self.dataset.n_steps, size=batch_size)
+        if self.anchor == "start":
+            return self.window(drawn)
+        starts = np.maximum(drawn - self.K + 1, drawn - self._timestep[drawn])  # cut at the episode start
+        return self.window(starts, n_real=drawn - starts + 1)
 
-    def window(self, starts) -> dict[str, np.ndarray]:
-        """The windows beginning at the given global step indices (deterministic)."""
+    def window(self, starts, n_real=None) -> dict[str, np.ndarray]:
+        """The windows beginning at the given global step indices (deterministic).
+
+        ``n_real``: real steps of each window (default: up to K, cut at the episode end).
+        """
         starts = np.asarray(starts, dtype=np.int64)
-        n_real = np.minimum(self.K, self._ends[starts] - starts)  # (B,)
+        longest = np.minimum(self.K, self._ends[starts] - starts)  # (B,)
+        n_real = longest if n_real is None else np.minimum(np.asarray(n_real, dtype=np.int64), longest)
         pad = self.K - n_real
         # position k of the window holds step starts + (k - pad), real when k >= pad
         idx = starts[:, None] + self._offsets[None, :] - pad[:, None]

@@ -65,6 +65,7 @@ from offline_zoo.models.embeddings import (
 
 __all__ = [
     "EMBED_ORDERS",
+    "TIMESTEP_INITS",
     "TransformerSpec",
     "TrajectoryOutput",
     "TrajectoryTransformer",
@@ -77,6 +78,9 @@ __all__ = [
 ]
 
 EMBED_ORDERS = ("dt", "lamo", "wikirl", "atari_lamo")
+#: ``"gpt2"``: N(0, body.config.initializer_range) (0.02), as GPT-2 and d3rlpy initialise embeddings;
+#: ``"released"``: ``nn.Embedding``'s default N(0, 1), as kzl/decision-transformer and the LaMo code
+TIMESTEP_INITS = ("gpt2", "released")
 _LN_FIRST_ORDERS = ("lamo", "wikirl")
 SPEC_PRESETS = ("dt", "wikirl", "lamo", "lamo_linear", "lamo_atari")
 
@@ -103,6 +107,10 @@ class TransformerSpec:
         use_position_embeddings: add GPT-2's wpe over the 3K token positions (LaMo Atari only).
         extend_positions: Wiki-RL: initialise the timestep table from the pre-trained wpe, tiling
             rows ``2..n_positions-1`` when ``max_ep_len > n_positions``.
+        timestep_init: initialisation of a fresh timestep table: ``"gpt2"`` (N(0, 0.02), the
+            body's ``initializer_range``, as GPT-2 and d3rlpy) or ``"released"`` (N(0, 1), torch's
+            ``nn.Embedding`` default, as the released DT/LaMo/Wiki-RL code). Ignored with
+            ``extend_positions`` (the table is copied from wpe).
         resid_pdrop: overrides the body's residual dropout rate (None: keep).
         attn_pdrop: overrides the body's attention dropout rate (None: keep).
         embd_pdrop: overrides the body's embedding dropout rate (None: keep).
@@ -123,6 +131,7 @@ class TransformerSpec:
     logits_tanh: bool = False
     use_position_embeddings: bool = False
     extend_positions: bool = False
+    timestep_init: str = "gpt2"
     resid_pdrop: float | None = None
     attn_pdrop: float | None = None
     embd_pdrop: float | None = None
@@ -139,6 +148,10 @@ class TransformerSpec:
             raise ValueError(f"max_ep_len must be >= 1, got {self.max_ep_len}")
         if self.embed_order not in EMBED_ORDERS:
             raise ValueError(f"unknown embed_order {self.embed_order!r}; allowed values: {_allowed(EMBED_ORDERS)}")
+        if self.timestep_init not in TIMESTEP_INITS:
+            raise ValueError(
+                f"unknown timestep_init {self.timestep_init!r}; allowed values: {_allowed(TIMESTEP_INITS)}"
+            )
         if self.embedding not in EMBEDDING_KINDS:
             raise ValueError(f"unknown embedding {self.embedding!r}; allowed values: {_allowed(EMBEDDING_KINDS)}")
         if self.action_head is None:
@@ -433,9 +446,14 @@ class TrajectoryTransformer(nn.Module):
             self.embed_action = make_embedding(spec.embedding, spec.act_dim, d)
         self.embed_return = make_embedding(spec.embedding, 1, d)
         self.embed_timestep = nn.Embedding(spec.max_ep_len, d)
-        if timestep_init is not None:
-            with torch.no_grad():
+        with torch.no_grad():
+            if timestep_init is not None:
                 self.embed_timestep.weight.copy_(timestep_init)
+            elif spec.timestep_init == "gpt2":
+                # N(0, 1) rows are as large as the layer-normed modality embeddings and drown them
+                # early in training (docs/deviations.md); GPT-2 initialises its tables at 0.02
+                std = float(getattr(body.config, "initializer_range", 0.02))
+                self.embed_timestep.weight.normal_(0.0, std)
         self.embed_ln = nn.LayerNorm(d)
         if spec.discrete:
             if spec.action_head == "mlp":

@@ -1,0 +1,119 @@
+"""One-change-at-a-time experiments on our DT, to find what separates its learning curve from d3rlpy's.
+
+Each variant changes exactly one thing of `offline_zoo.DT` towards d3rlpy's DecisionTransformer,
+trains it on the generated ``hopper-medium`` data (one torch thread) and evaluates it like
+``benchmarks/learning_parity.py`` does (10 episodes, target 3600, reset seeds 10000+i). Results are
+appended to ``benchmarks/results/dt_ablation.jsonl`` as each run ends (``--resume`` skips runs
+already there), so the file is the record of every experiment, disappointing ones included.
+
+    python benchmarks/dt_ablation.py --variants default loss_sum_dims --steps 2000 --seeds 0
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "dt_ablation.jsonl"
+
+
+def _dt_class():
+    from offline_zoo import DT
+
+    class SummedLossDT(DT):
+        """d3rlpy's DT loss: squared error summed over action dims, mean over all B*K positions."""
+
+        name = "dt-summed-loss"
+
+        def action_loss(self, preds, b):
+            sq = ((preds.float() - b["actions"]) ** 2).sum(-1)
+            return torch.where(b["mask"] > 0, sq, 0.0).mean()
+
+    return DT, SummedLossDT
+
+
+def _set_ln_eps(model, eps: float) -> None:
+    for m in model.body.modules():
+        if isinstance(m, torch.nn.LayerNorm):
+            m.eps = eps
+
+
+def _d3rlpy_body_init(model) -> None:
+    """d3rlpy's ``_init_weights`` on the GPT-2 body: every projection N(0, 0.02) (GPT-2 scales c_proj down)."""
+    for name, p in model.body.named_parameters():
+        if name.endswith("c_proj.weight"):
+            with torch.no_grad():
+                p.normal_(0.0, 0.02)
+
+
+VARIANTS = {
+    "default": ({}, None),
+    "released_timestep_init": ({"timestep_init": "released"}, None),
+    "fast_kernels_off": ({"fast_kernels": False}, None),
+    "loss_sum_dims": ({}, "summed"),
+    "ln_eps_3e-3": ({}, lambda m: _set_ln_eps(m, 3e-3)),
+    "c_proj_std_0.02": ({}, _d3rlpy_body_init),
+    "end_anchored_windows": ({"window_anchor": "end"}, None),
+}
+
+
+def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
+    from offline_zoo import load_dataset
+
+    torch.set_num_threads(1)
+    DT, SummedLossDT = _dt_class()
+    overrides, change = VARIANTS[variant]
+    cls = SummedLossDT if change == "summed" else DT
+    ds = load_dataset("hopper-medium", source="generated")
+    algo = cls(ds, seed=seed, device="cpu", **overrides)
+    if callable(change):
+        change(algo.model)
+    t0 = time.perf_counter()
+    algo.learn(steps, progress_bar=False)
+    sec = (time.perf_counter() - t0) / steps
+    losses = [h["action_loss"] for h in algo.history["train"][-10:]]
+    res = algo.evaluate(n_episodes=episodes, target_returns=[3600.0], seed=10_000)
+    return {
+        "variant": variant, "seed": seed, "steps": steps, "episodes": episodes,
+        "score": round(float(res.normalized[3600.0].mean()), 3),
+        "lengths": [int(x) for x in res.lengths[3600.0]],
+        "action_mse_last_1k": round(statistics.fmean(losses), 5),
+        "seconds_per_step": round(sec, 4),
+    }
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    done = set()
+    if args.resume and args.out.exists():
+        for line in args.out.read_text().splitlines():
+            r = json.loads(line)
+            done.add((r["variant"], r["seed"], r["steps"], r["episodes"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for seed in args.seeds:
+        for v in args.variants:
+            if (v, seed, args.steps, args.episodes) in done:
+                continue
+            r = run(v, seed, args.steps, args.episodes)
+            with args.out.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            print(json.dumps(r), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

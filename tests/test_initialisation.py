@@ -1,0 +1,93 @@
+"""The initialisation of every freshly built module of the sequence agents, pinned.
+
+A timestep table left at torch's N(0, 1) made our DT learn ~3x slower per step than d3rlpy's early
+in training (benchmarks/learning_parity.py, docs/deviations.md). These tests fail if that, or the
+initialisation of any other DT-side module, silently changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from offline_zoo import DT, LaMo, WikiRL
+from offline_zoo.models import TrajectoryTransformer, TransformerSpec
+from offline_zoo.testing import tiny_dataset
+
+TINY_LM = dict(lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, corpus="random", lm_block_size=8, lm_batch_size=1)
+TINY = dict(device="cpu", context_len=4, batch_size=4)
+AGENTS = {
+    "dt": lambda **kw: DT(tiny_dataset(), hidden_size=16, n_layer=1, **TINY, **kw),
+    "wikirl": lambda **kw: WikiRL(tiny_dataset(), **TINY_LM, **TINY, **kw),
+    "lamo": lambda **kw: LaMo(tiny_dataset(), **TINY_LM, **TINY, **kw),
+}
+
+
+def _check_torch_default_linear(layer: nn.Linear, name: str) -> None:
+    """torch's default: weight and bias uniform in +-1/sqrt(fan_in), and not degenerate."""
+    bound = 1.0 / math.sqrt(layer.in_features)
+    for pname, p in (("weight", layer.weight), ("bias", layer.bias)):
+        assert p.abs().max() <= bound + 1e-6, f"{name}.{pname} exceeds torch's default bound {bound}"
+        if p.numel() >= 16:  # a uniform draw reaches at least a third of its bound
+            assert p.abs().max() >= bound / 3, f"{name}.{pname} is far smaller than torch's default init"
+
+
+def _linears(module: nn.Module):
+    return [(n, m) for n, m in module.named_modules() if isinstance(m, nn.Linear)]
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_default_timestep_table_is_small_normal(agent):
+    model = AGENTS[agent]().model
+    w = model.embed_timestep.weight.detach()
+    assert w.numel() >= 10_000  # enough draws for a 10% check of the standard deviation
+    assert abs(float(w.mean())) < 0.002
+    assert float(w.std()) == pytest.approx(0.02, rel=0.1)
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_released_timestep_table_is_unit_normal(agent):
+    model = AGENTS[agent](timestep_init="released").model
+    w = model.embed_timestep.weight.detach()
+    assert float(w.std()) == pytest.approx(1.0, rel=0.1)
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_embeddings_heads_and_layer_norm_keep_torch_defaults(agent):
+    model = AGENTS[agent]().model
+    for part in ("embed_state", "embed_action", "embed_return", "predict_action"):
+        layers = _linears(getattr(model, part))
+        assert layers, f"{agent}: {part} has no Linear layer"
+        for name, layer in layers:
+            _check_torch_default_linear(layer, f"{agent}.{part}.{name}" if name else f"{agent}.{part}")
+    torch.testing.assert_close(model.embed_ln.weight, torch.ones_like(model.embed_ln.weight))
+    torch.testing.assert_close(model.embed_ln.bias, torch.zeros_like(model.embed_ln.bias))
+
+
+def test_dt_body_keeps_gpt2_initialisation():
+    body = AGENTS["dt"]().model.body
+    c_fc = body.h[0].mlp.c_fc.weight.detach()
+    assert float(c_fc.std()) == pytest.approx(0.02, rel=0.15)
+    assert float(body.h[0].mlp.c_fc.bias.detach().abs().max()) == 0.0
+
+
+def test_timestep_init_is_validated_and_ignored_with_extend_positions():
+    from transformers import GPT2Config, GPT2Model
+
+    with pytest.raises(ValueError, match="unknown timestep_init 'zeros'; allowed values: 'gpt2', 'released'"):
+        TransformerSpec((3,), 2, timestep_init="zeros")
+    with pytest.raises(ValueError, match="timestep_init"):
+        DT(tiny_dataset(), timestep_init="zeros", **TINY)
+    body = GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1, n_positions=16))
+    m = TrajectoryTransformer(body, TransformerSpec((3,), 2, max_ep_len=16, extend_positions=True, timestep_init="released"))
+    torch.testing.assert_close(m.embed_timestep.weight, body.wpe.weight)
+
+
+def test_timestep_init_is_saved_with_the_agent(tmp_path):
+    algo = AGENTS["dt"](timestep_init="released")
+    same = DT.load(algo.save(tmp_path / "dt.zip"))
+    assert same.config.timestep_init == "released"
+    torch.testing.assert_close(same.model.embed_timestep.weight, algo.model.embed_timestep.weight)
