@@ -292,8 +292,9 @@ def summarize(records: list[dict], args) -> dict:
         entry: dict = {}
         for impl in IMPLS:
             runs = sorted((r for r in records if r["algo"] == algo and r["impl"] == impl), key=lambda r: r["seed"])
-            entry[impl] = {"runs": runs, "mean": {s: statistics.fmean(v) for s, v in _curve(runs).items()},
-                           "std": {s: float(np.std(v)) for s, v in _curve(runs).items()}}
+            curve = _curve(runs)
+            entry[impl] = {"runs": runs, "mean": {s: statistics.fmean(v) for s, v in curve.items()},
+                           "std": {s: float(np.std(v)) for s, v in curve.items()}}
         ratio, per_seed = {}, {}
         for step, ours in entry["offline_zoo"]["mean"].items():
             ref = entry["d3rlpy"]["mean"].get(step)

@@ -1,7 +1,7 @@
 """The initialisation of every freshly built module of the sequence agents, pinned.
 
-A timestep table left at torch's N(0, 1) made our DT learn ~3x slower per step than d3rlpy's early
-in training (benchmarks/learning_parity.py, docs/deviations.md). These tests fail if that, or the
+With the timestep table left at torch's N(0, 1) our DT scored 14 where N(0, 0.02) scored 44 after
+1,500 steps (one experiment of the learning-parity issue, docs/deviations.md). These tests fail if that, or the
 initialisation of any other DT-side module, silently changes.
 """
 
