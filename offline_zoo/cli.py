@@ -92,6 +92,10 @@ def data_main(argv: list[str] | None = None) -> int:
         msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
         print(f"zoo-data: error: {msg}", file=sys.stderr)
         return 2
+    except OSError as e:  # an unwritable --root, a full disk: the path and the reason, no traceback
+        where = f" ({e.filename})" if e.filename else ""
+        print(f"zoo-data: error: {e.strerror or e}{where}; choose another --root or free space", file=sys.stderr)
+        return 2
 
 
 def _generate(args) -> int:

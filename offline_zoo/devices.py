@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["resolve_device"]
+__all__ = ["resolve_device", "check_device_name"]
 
 
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
@@ -34,3 +34,26 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"device={device!r} asked for CUDA but torch sees no GPU; use 'cpu' or 'auto'")
     return dev
+
+
+def check_device_name(device: str) -> str:
+    """Check that ``device`` names a device kind offline-zoo runs on, without asking whether this
+    machine has it (a Ray cluster's workers may have GPUs the driver lacks).
+
+    Examples:
+        >>> check_device_name("cuda:1")
+        'cuda:1'
+        >>> check_device_name("tpu")
+        Traceback (most recent call last):
+        ...
+        ValueError: device='tpu' is not supported; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'
+    """
+    if str(device) == "auto":
+        return "auto"
+    try:
+        kind = torch.device(device).type
+    except (RuntimeError, TypeError):
+        kind = None
+    if kind not in ("cpu", "cuda", "mps"):
+        raise ValueError(f"device={device!r} is not supported; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+    return str(device)

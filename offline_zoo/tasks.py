@@ -85,8 +85,13 @@ class Task:
         return next(iter(self.sources))
 
     def normalized_score(self, returns) -> np.ndarray | float:
-        """100 * (return - random) / (expert - random), elementwise."""
-        r = np.asarray(returns, dtype=np.float64)
+        """100 * (return - random) / (expert - random), elementwise; returns must be finite numbers."""
+        raw = np.asarray(returns)
+        if raw.dtype.kind not in "iuf" or raw.size == 0:
+            raise ValueError(f"returns={returns!r} must be a number or an array of numbers (got {raw.dtype.name if raw.size else 'nothing'})")
+        r = raw.astype(np.float64)
+        if not np.isfinite(r).all():
+            raise ValueError(f"returns={returns!r} holds a non-finite value (nan or inf): an episode return is a finite number")
         out = 100.0 * (r - self.ref_min_score) / (self.ref_max_score - self.ref_min_score)
         return float(out) if out.ndim == 0 else out
 

@@ -221,6 +221,28 @@ def test_cli_dry_run_and_errors(capsys):
     assert "does not exist" in capsys.readouterr().err
 
 
+def test_dry_run_validates_configs_devices_and_the_output_directory(tmp_path, capsys):
+    cases = [
+        (["--config", "DT.bach_size=8"], r"config of DT on reacher2d-medium: unknown DTConfig field\(s\) 'bach_size'.*did you mean 'batch_size'"),
+        (["--config", "DT.n_layer=two"], r"DTConfig.n_layer='two' has the wrong type \(str\): it must be an integer"),
+        (["--config", "CQL.batch_size=-4"], r"CQLConfig.batch_size=-4 is out of range"),
+        (["--device", "tpu"], r"--device: device='tpu' is not supported"),
+    ]
+    import re
+
+    for extra, message in cases:
+        assert bench_main(["--suite", "smoke", "--dry-run", "--out", str(tmp_path / "o"), *extra]) == 2
+        assert re.search(message, capsys.readouterr().err), extra
+    a_file = tmp_path / "afile"
+    a_file.write_text("")
+    for dry in (["--dry-run"], []):
+        assert bench_main(["--suite", "smoke", "--out", str(a_file), "--algos", "DT", "--seeds", "0", "--no-progress", *dry]) == 2
+        assert f"--out {a_file}: exists and is not a directory" in capsys.readouterr().err
+    assert bench_main(["--suite", "smoke", "--out", str(a_file / "sub"), "--algos", "DT", "--seeds", "0", "--no-progress"]) == 2
+    assert "cannot create it" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()  # dry runs create nothing
+
+
 # -- protocol --------------------------------------------------------------------------------------
 def _curve(values_by_target: dict[str, list[float]], every: int = 10) -> list[dict]:
     n = len(next(iter(values_by_target.values())))
@@ -360,6 +382,47 @@ def test_inline_suite_resume_settings_and_failures(plugin_path):
         run_suite(load_suite(suite_file), out, resume=True, steps=20, executor=InlineExecutor(), progress=False, say=lambda m: None)
 
 
+def test_damaged_run_files_are_detected_named_and_rerun(plugin_path):
+    from offline_zoo.bench.executors import InlineExecutor
+    from offline_zoo.bench.report import build_report
+    from offline_zoo.bench.runner import execute_run, run_suite
+    from offline_zoo.bench.store import scan_runs
+
+    suite_file = _fake_suite(plugin_path, seeds=(0,))
+    out = plugin_path / "out"
+    quiet = dict(executor=InlineExecutor(), progress=False, say=lambda m: None)
+    first = run_suite(load_suite(suite_file), out, **quiet)
+    assert len(first.finished) == 4
+    runs = sorted((out / "runs").iterdir())
+    (runs[0] / "result.json").write_text('{"run_id": "x", "sco')  # torn
+    (runs[1] / "result.json").write_text("{}")                      # incomplete
+    records = scan_runs(out)
+    assert sorted(r.status for r in records.values()) == ["damaged", "damaged", "finished", "finished"]
+    text = build_report(out).markdown()
+    assert f"Damaged: {runs[0] / 'result.json'} is damaged (not valid JSON)" in text
+    assert "is incomplete (no " in text and "2 finished" in text
+    again = run_suite(load_suite(suite_file), out, resume=True, **quiet)
+    assert len(again.already_finished) == 2 and len(again.outcomes) == 2  # exactly the damaged two ran again
+    assert all(r.finished for r in scan_runs(out).values())
+    assert (runs[0] / "result.json.damaged").is_file()
+
+    # a damaged checkpoint: the run starts again instead of failing at every resume
+    spec = next(s for s in load_suite(suite_file).expand() if s.run_id == scan_runs(out)[next(iter(scan_runs(out)))].run_id)
+    run_dir = out / "runs" / spec.dirname
+    (run_dir / "result.json").unlink()
+    (run_dir / "checkpoint.zip").write_text('{"num_st')
+    assert execute_run(spec, out)["status"] == "finished"
+    assert (run_dir / "checkpoint.zip.damaged").is_file()
+    assert "the run started again from step 0" in json.loads((run_dir / "run.json").read_text())["notes"][0]
+
+    # a damaged bench.json: the settings cannot be checked, so nothing is resumed or reported
+    (out / "bench.json").write_text('{"settings": {"suite": "fa')
+    with pytest.raises(SuiteError, match=r"bench.json is damaged.*runs of different settings could be mixed"):
+        run_suite(load_suite(suite_file), out, resume=True, steps=20, **quiet)
+    with pytest.raises(SuiteError, match=r"bench.json is damaged \(not valid JSON\): restore it"):
+        build_report(out)
+
+
 def test_config_overrides_reach_the_runs_and_pin_the_directory(plugin_path, capsys):
     from offline_zoo.bench.executors import InlineExecutor
     from offline_zoo.bench.runner import run_suite
@@ -397,14 +460,21 @@ def test_config_overrides_reach_the_runs_and_pin_the_directory(plugin_path, caps
     assert "write ALGO.FIELD=VALUE" in capsys.readouterr().err
 
 
-def test_algorithm_modules_resolve_from_the_cwd_and_main_classes_are_refused_for_workers(tmp_path, monkeypatch):
+def test_cwd_modules_resolve_only_when_asked_and_main_classes_are_refused_for_workers(tmp_path, monkeypatch):
     from offline_zoo.algos import register_algo
+    from offline_zoo.bench.command import add_import_path
     from offline_zoo.bench.runner import check_algos, resolve_algo
 
     (tmp_path / "cwd_algo_mod.py").write_text("class Mine:\n    name = 'mine'\n")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", [p for p in sys.path if p not in ("", str(tmp_path))])
-    assert resolve_algo("cwd_algo_mod:Mine").__name__ == "Mine"  # like `python -m`, the cwd is searched
+    monkeypatch.setenv("PYTHONPATH", "")
+    with pytest.raises(KeyError, match=r"cwd_algo_mod is in the current directory, which is not searched: pass --import-path \."):
+        resolve_algo("cwd_algo_mod:Mine")  # importing runs code: the cwd is not searched by default
+    assert str(tmp_path) not in sys.path
+    add_import_path(".")  # zoo-bench --import-path .
+    assert resolve_algo("cwd_algo_mod:Mine").__name__ == "Mine"
+    assert os.environ["PYTHONPATH"].split(os.pathsep)[0] == str(tmp_path)  # the workers see it too
 
     notebook_class = register_algo(type("NotebookAlgo", (), {"__module__": "__main__", "name": "notebook-algo-test"}))
     spec = RunSpec("x", "", "reacher2d-medium", 1.0, "NB", "notebook-algo-test", 0, {}, "generated", Protocol(20, 10, 10))

@@ -16,11 +16,12 @@ import contextlib
 import io
 import json
 import os
+import pickle
 import platform
-import tempfile
 import time
 import zipfile
-from dataclasses import asdict, dataclass
+import zlib
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
@@ -31,13 +32,16 @@ from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
 from ..data.dataset import Dataset, check_ratio
 from ..data.loaders import load_dataset
 from ..devices import resolve_device
+from ..files import atomic_writer
 from ..evaluation import EvaluationResult, run_episodes
 from ..tasks import Task, get_task, register_task
 from .config import AlgoConfig, resolve_config
 
 __all__ = ["OfflineAlgo", "RolloutState", "Spec", "resolve_device"]
 
-FORMAT_VERSION = 1
+# 1: d3rlpy baselines stored a d3rlpy pickle (d3rlpy/model.d3); 2: JSON config + tensors only
+FORMAT_VERSION = 2
+_REQUIRED_META = ("algo", "config", "spec", "stats", "seed", "num_steps", "data", "rng")
 
 
 @dataclass(frozen=True)
@@ -289,6 +293,9 @@ class OfflineAlgo:
                 f"this {type(self).__name__} has no dataset to train on (it was loaded from a file): "
                 f"use {type(self).__name__}.load(path, dataset=...) to continue training"
             )
+        if eval_every is not None:
+            eval_every = _positive_int("eval_every", eval_every)
+        log_every = _positive_int("log_every", log_every)
         callbacks = [as_callback(callback)]
         if eval_every:
             callbacks.append(EvalCallback(eval_every))
@@ -365,10 +372,10 @@ class OfflineAlgo:
         Returns an `EvaluationResult` with raw returns, lengths and
         normalized scores per target. ``env_fn`` builds the environment for datasets without a task.
         """
-        n = n_episodes or self.config.eval_episodes
+        n = self.config.eval_episodes if n_episodes is None else _positive_int("n_episodes", n_episodes)
         targets = None
         if self.conditions_on_return:
-            targets = tuple(float(t) for t in np.atleast_1d(target_returns)) if target_returns is not None else self.default_targets()
+            targets = _check_targets(target_returns) if target_returns is not None else self.default_targets()
         if env_fn is None:
             if self.task is None:
                 raise ValueError("this dataset is not bound to a task: pass env_fn=lambda: gymnasium.make(...) to evaluate")
@@ -393,7 +400,6 @@ class OfflineAlgo:
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(path.suffix + ".zip") if path.suffix else path.with_suffix(".zip")
-        path.parent.mkdir(parents=True, exist_ok=True)
         meta = {
             "format_version": FORMAT_VERSION,
             "algo": self.name,
@@ -417,17 +423,12 @@ class OfflineAlgo:
             torch_rng = torch.get_rng_state()
             cuda_rng = torch.cuda.get_rng_state(self.device.index or 0) if self.device.type == "cuda" else None
         torch.save({"state": self._state_dict(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}, buf)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-                z.writestr("meta.json", json.dumps(meta, indent=2))
-                z.writestr("state.pt", buf.getvalue())
-                for name, data in self._extra_files().items():
-                    z.writestr(name, data)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        extra = self._extra_files()
+        with atomic_writer(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("meta.json", json.dumps(meta, indent=2))
+            z.writestr("state.pt", buf.getvalue())
+            for name, data in extra.items():
+                z.writestr(name, data)
         return path
 
     def _extra_files(self) -> dict[str, bytes]:
@@ -438,25 +439,27 @@ class OfflineAlgo:
         """Read back what ``_extra_files`` wrote."""
 
     @classmethod
-    def load(cls, path: str | os.PathLike, dataset: Dataset | None = None, device: str = "auto") -> "OfflineAlgo":
+    def load(
+        cls, path: str | os.PathLike, dataset: Dataset | None = None, device: str = "auto", trust_pickle: bool = False
+    ) -> "OfflineAlgo":
         """Load a saved algorithm: same predictions, config, statistics and step count.
 
         Called on the base class, the saved algorithm's class is looked up in the registry by its
         ``name``. Called on the class that saved the file, that class is used, registered or not
         (a ``module:Class`` of a suite, a subclass of a built-in). Pass ``dataset`` to continue
         training.
+
+        Loading never unpickles arbitrary objects: JSON and tensors only (``torch.load`` with
+        ``weights_only=True``). ``trust_pickle=True`` is needed only for d3rlpy baselines saved by
+        offline-zoo before format 2, which stored a d3rlpy pickle: **unsafe**, a crafted file runs
+        code when unpickled; use it only for files you made yourself, and save them again.
         """
         path = Path(path)
         if not path.exists() and path.with_suffix(".zip").exists():
             path = path.with_suffix(".zip")
         if not path.exists():
             raise FileNotFoundError(f"no saved algorithm at {str(path)!r}")
-        with zipfile.ZipFile(path) as z:
-            meta = json.loads(z.read("meta.json"))
-            blob = z.read("state.pt")
-            extra = {n: z.read(n) for n in z.namelist() if n not in ("meta.json", "state.pt")}
-        if meta.get("format_version", 0) > FORMAT_VERSION:
-            raise ValueError(f"{path} was written by a newer offline-zoo (format {meta['format_version']}); upgrade offline-zoo")
+        meta, blob, extra = _read_saved_zip(path)
         from .registry import get_algo
 
         if cls is not OfflineAlgo and cls.name == meta["algo"] and cls.__name__ == meta.get("class"):
@@ -472,6 +475,14 @@ class OfflineAlgo:
         if cls is not OfflineAlgo and not issubclass(klass, cls):
             raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}; load it with {meta['class']}.load or OfflineAlgo.load")
         obj = klass.__new__(klass)
+        known = {f.name for f in fields(klass.config_class)}
+        unknown = sorted(set(meta["config"]) - known)
+        if unknown:
+            raise ValueError(
+                f"{path} has config field(s) {', '.join(map(repr, unknown))} that this offline-zoo's {klass.__name__} does not know: "
+                f"it was saved by another version of offline-zoo ({meta.get('versions', {}).get('offline-zoo', 'unknown')}); "
+                f"load it with that version"
+            )
         config = klass.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
         spec = Spec(**{**meta["spec"], "observation_shape": tuple(meta["spec"]["observation_shape"])})
         _register_saved_task(spec.task, meta.get("task"))
@@ -482,8 +493,12 @@ class OfflineAlgo:
             obj._setup(config, spec, meta["stats"], meta["seed"], device, meta["data"])
         finally:
             del obj._restoring
-        obj._load_extra_files(extra)
-        saved = torch.load(io.BytesIO(blob), map_location=obj.device, weights_only=True)
+        obj._trust_pickle = trust_pickle
+        try:
+            obj._load_extra_files(extra)
+        finally:
+            del obj._trust_pickle
+        saved = _load_tensors(blob, obj.device, f"{path}:state.pt")
         obj._load_state_dict(saved["state"])
         obj._torch_rng = saved["torch_rng"].cpu()
         if obj.device.type == "cuda" and saved.get("cuda_rng") is not None:
@@ -578,6 +593,72 @@ def _module_state(model):
     if isinstance(model, dict):
         return {k: m.state_dict() for k, m in model.items() if isinstance(m, torch.nn.Module)}
     return None
+
+
+def _positive_int(name: str, value: Any) -> int:
+    """``value`` as an int >= 1, or a ValueError naming ``name`` (bools and fractions refused)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+    return int(value)
+
+
+def _check_targets(target_returns: Any) -> tuple[float, ...]:
+    """Return-to-go targets: one number or a non-empty list of finite numbers."""
+    values = [target_returns] if np.isscalar(target_returns) or isinstance(target_returns, str) else target_returns
+    try:
+        values = list(values)
+    except TypeError:
+        values = [target_returns]
+    bad = [v for v in values if isinstance(v, (bool, np.bool_, str)) or not isinstance(v, (int, float, np.integer, np.floating)) or not np.isfinite(v)]
+    if not values or bad:
+        raise ValueError(
+            f"target_returns={target_returns!r} must be a finite number or a non-empty list of finite numbers "
+            f"(returns to condition on, e.g. [3600, 1800]){f'; bad: {bad[0]!r}' if bad else ''}"
+        )
+    return tuple(float(v) for v in values)
+
+
+def _read_saved_zip(path: Path) -> tuple[dict[str, Any], bytes, dict[str, bytes]]:
+    """meta.json, state.pt and the other entries of a saved zip, or an error naming the file."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+            missing = [n for n in ("meta.json", "state.pt") if n not in names]
+            if missing:
+                raise ValueError(
+                    f"{path} is a zip but not a saved offline-zoo algorithm: it has no {' or '.join(missing)} "
+                    f"(entries: {', '.join(names[:8]) or 'none'})"
+                )
+            meta_bytes, blob = z.read("meta.json"), z.read("state.pt")
+            extra = {n: z.read(n) for n in names if n not in ("meta.json", "state.pt")}
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, zlib.error) as e:
+        raise ValueError(f"{path} is not a readable saved algorithm (damaged, truncated or not a zip: {e})") from None
+    except IsADirectoryError:
+        raise ValueError(f"{path} is a directory, not a saved algorithm (.zip)") from None
+    try:
+        meta = json.loads(meta_bytes)
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"{path}: meta.json is damaged ({e})") from None
+    if not isinstance(meta, dict) or any(k not in meta for k in _REQUIRED_META):
+        absent = [k for k in _REQUIRED_META if not isinstance(meta, dict) or k not in meta]
+        raise ValueError(f"{path}: meta.json lacks {', '.join(absent)}: the file is damaged or was not written by offline-zoo")
+    version = meta.get("format_version", 0)
+    if not isinstance(version, int) or version > FORMAT_VERSION:
+        raise ValueError(f"{path} was written by a newer offline-zoo (format {version!r}, this one reads up to {FORMAT_VERSION}); upgrade offline-zoo")
+    return meta, blob, extra
+
+
+def _load_tensors(blob: bytes, device: torch.device, where: str) -> Any:
+    """``torch.load`` restricted to tensors and plain containers: a crafted file cannot run code."""
+    try:
+        return torch.load(io.BytesIO(blob), map_location=device, weights_only=True)
+    except pickle.UnpicklingError as e:
+        raise ValueError(
+            f"{where} holds objects other than tensors and plain containers; refusing to unpickle them "
+            f"(a crafted file could run code). First line of torch's reason: {str(e).splitlines()[0] if str(e) else e!r}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile) as e:
+        raise ValueError(f"{where} is damaged ({e})") from None
 
 
 def _load_module_state(model, state) -> None:

@@ -29,12 +29,13 @@ Six thin classes — `CQL`, `IQL`, `TD3PlusBC`, `BCQ`, `NFQ`,
   ``np.random.seed(seed)`` and "torch seeded with ``seed``, then the networks built", so d3rlpy run
   directly after ``d3rlpy.seed(seed)`` draws the same batches and noise (``tests/test_baselines.py``
   checks that losses and actions are identical).
-* **persistence**: d3rlpy's full save (``.d3``: config with fitted scaler statistics, weights,
-  optimizer and LR-scheduler states) travels inside the offline-zoo zip.
+* **persistence**: d3rlpy's config (with the fitted scaler statistics) as JSON and its modules'
+  state dicts (weights, optimizer and LR-scheduler states) as tensors travel inside the
+  offline-zoo zip; loading rebuilds the d3rlpy algorithm from the JSON and never unpickles.
 
 Hyperparameters per task live in ``offline_zoo/configs/<name>.yaml``; the table with their sources is
 ``docs/algorithms/baselines.md``. A config field left at ``None`` means "d3rlpy's own default for
-this action space". Loading a saved baseline unpickles d3rlpy's checkpoint: only load files you trust.
+this action space".
 """
 
 from __future__ import annotations
@@ -55,7 +56,7 @@ import numpy as np
 import torch
 
 from ..data.dataset import Dataset, DatasetError
-from .base import OfflineAlgo, Spec
+from .base import OfflineAlgo, Spec, _load_tensors
 from .config import AlgoConfig, ConfigError
 from .registry import register_algo
 
@@ -305,6 +306,10 @@ def _seeded_replay_buffer_class():
 
 # --- configs -----------------------------------------------------------------------------------
 _REWARD_SCALERS = ("none", "return", "clip")
+# zip entries of a saved baseline (format 2) and the pickle that format 1 stored
+D3RLPY_CONFIG_ENTRY = "d3rlpy/config.json"
+D3RLPY_WEIGHTS_ENTRY = "d3rlpy/modules.pt"
+LEGACY_D3RLPY_ENTRY = "d3rlpy/model.d3"
 _Q_FUNCTIONS = ("mean", "qr")
 
 
@@ -738,22 +743,66 @@ class D3rlpyAlgo(OfflineAlgo):
         self._sampling_rng.set_state((s["name"], s["keys"].cpu().numpy().astype(np.uint32), s["pos"], s["has_gauss"], s["cached_gaussian"]))
 
     def _extra_files(self) -> dict[str, bytes]:
-        with tempfile.TemporaryDirectory() as tmp:  # d3rlpy's save insists on a path
-            path = os.path.join(tmp, "model.d3")
-            self._d3.save(path)
-            with open(path, "rb") as f:
-                return {"d3rlpy/model.d3": f.read()}
+        # d3rlpy's own save() pickles its config: store the config as JSON and the modules'
+        # state dicts as tensors instead, so that loading never unpickles
+        if not self._scalers_built():
+            self._prepare_data()  # a save before learn(): fit the scalers as predict() does
+        from d3rlpy.base import LearnableConfigWithShape
+
+        impl = self._d3.impl
+        config = LearnableConfigWithShape(observation_shape=impl.observation_shape, action_size=impl.action_size, config=self._d3.config)
+        weights = io.BytesIO()
+        impl.save_model(weights)  # torch.save of {module name: state_dict}
+        return {D3RLPY_CONFIG_ENTRY: config.serialize().encode("utf-8"), D3RLPY_WEIGHTS_ENTRY: weights.getvalue()}
 
     def _load_extra_files(self, files: dict[str, bytes]) -> None:
-        data = files.get("d3rlpy/model.d3")
-        if data is None:
-            raise ValueError(f"the saved {type(self).__name__} has no d3rlpy/model.d3 entry: the file is damaged or not a d3rlpy baseline")
+        if D3RLPY_CONFIG_ENTRY not in files or D3RLPY_WEIGHTS_ENTRY not in files:
+            if LEGACY_D3RLPY_ENTRY in files:
+                self._load_legacy_pickle(files[LEGACY_D3RLPY_ENTRY])
+                return
+            raise ValueError(
+                f"the saved {type(self).__name__} has no {D3RLPY_CONFIG_ENTRY} / {D3RLPY_WEIGHTS_ENTRY} entries: "
+                f"the file is damaged or not a d3rlpy baseline"
+            )
+        from d3rlpy.base import LearnableConfigWithShape
+
+        try:
+            shaped = LearnableConfigWithShape.deserialize(files[D3RLPY_CONFIG_ENTRY].decode("utf-8"))
+        except Exception as e:  # dataclasses-json/marshmallow raise many types for bad input
+            raise ValueError(f"the saved {type(self).__name__}'s {D3RLPY_CONFIG_ENTRY} is damaged or not a d3rlpy config ({type(e).__name__}: {e})") from None
+        expected = self.d3rlpy_config_class
+        if type(shaped.config) is not expected:
+            raise ValueError(f"the saved d3rlpy config is a {type(shaped.config).__name__}, expected a {expected.__name__}")
+        devices = [self.device.index or 0] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):  # its throw-away initialization must not move the global RNG
+            algo = shaped.create(device=_d3rlpy_device(self.device))
+        states = _load_tensors(files[D3RLPY_WEIGHTS_ENTRY], self.device, f"{D3RLPY_WEIGHTS_ENTRY} of the saved {type(self).__name__}")
+        # the same modules (networks and optimizer wrappers) that d3rlpy's save_model wrote
+        savable = algo.impl.modules.create_checkpointer(algo.impl.device).modules
+        for name, module in savable.items():
+            if not isinstance(states, dict) or name not in states:
+                raise ValueError(f"{D3RLPY_WEIGHTS_ENTRY} of the saved {type(self).__name__} lacks the weights of {name!r}")
+            try:
+                module.load_state_dict(states[name])
+            except (RuntimeError, KeyError, ValueError) as e:
+                raise ValueError(f"{D3RLPY_WEIGHTS_ENTRY}: the weights of {name!r} do not fit the saved config ({e})") from None
+        self._d3 = algo
+        self._refresh_model()
+
+    def _load_legacy_pickle(self, data: bytes) -> None:
+        """A zip of offline-zoo format 1: d3rlpy's pickle; unpickled only with ``trust_pickle=True``."""
+        if not getattr(self, "_trust_pickle", False):
+            raise ValueError(
+                f"this saved {type(self).__name__} was written by an older offline-zoo and stores its d3rlpy model as a pickle "
+                f"({LEGACY_D3RLPY_ENTRY}), which runs code when loaded; it is not loaded by default. If you made the file "
+                f"yourself, load it once with load(..., trust_pickle=True) and save it again"
+            )
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "model.d3")
             with open(path, "wb") as f:
                 f.write(data)
             devices = [self.device.index or 0] if self.device.type == "cuda" else []
-            with torch.random.fork_rng(devices=devices):  # its throw-away initialization must not move the global RNG
+            with torch.random.fork_rng(devices=devices):
                 algo = _d3rlpy().load_learnable(path, device=_d3rlpy_device(self.device))
         expected = self.d3rlpy_config_class.__name__[:-6]
         if type(algo).__name__ != expected:

@@ -31,6 +31,11 @@ examples:
   zoo-bench --suite sparse --tasks reacher2d --config LaMo.lm=/models/gpt2   # a local GPT-2 copy
   zoo-bench --suite atari --executor ray --ray-address auto
   zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
+  zoo-bench --suite mine.yaml --import-path .              # a suite whose module:Class lives in ./my_algos.py
+
+security: a suite file is code. Its 'module:Class' algorithms and 'imports:' modules are imported,
+and so run, in this process and in every worker: only run suite files you trust. Modules are found
+on sys.path; the current directory is searched only when asked (--import-path .).
 """
 
 
@@ -76,6 +81,11 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--delete-checkpoints", action="store_true", help="delete each run's checkpoint.zip once it is finished (saves disk)")
     p.add_argument("--no-report", action="store_true", help="do not print the table at the end")
     p.add_argument("--list", action="store_true", help="list the available suites and exit")
+    p.add_argument(
+        "--import-path", action="append", default=[], metavar="DIR",
+        help="also import a suite's modules (module:Class, imports:) from DIR (repeatable; '.' for the current directory). "
+        "A suite's modules are code: only use directories you trust",
+    )
     return p
 
 
@@ -156,9 +166,41 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _run(args, argv)
     except SuiteError as e:
         return _err(str(e))
+    except OSError as e:  # a file that cannot be read or written: its name and the reason, no traceback
+        return _err(f"{e.strerror or e}" + (f": {e.filename}" if e.filename else ""))
     except KeyboardInterrupt:
         print("zoo-bench: interrupted", file=sys.stderr)
         return 130
+
+
+def _out_dir_problem(out: Path, create: bool) -> str | None:
+    """Why ``out`` cannot hold a suite's runs (None when it can); creates it when ``create``."""
+    if out.exists() and not out.is_dir():
+        return "exists and is not a directory; choose a directory"
+    if create:
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            return f"cannot create it ({e.strerror or e})"
+        probe = out
+    else:  # a dry run creates nothing: the nearest existing ancestor must be a writable directory
+        probe = next((p for p in (out, *out.parents) if p.exists()), Path("."))
+        if not probe.is_dir():
+            return f"{probe} is not a directory"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
+
+
+def add_import_path(directory: str | os.PathLike) -> None:
+    """Put ``directory`` first on ``sys.path`` here and in the workers (spawned processes and Ray
+    workers started from this process inherit ``PYTHONPATH``)."""
+    path = os.path.abspath(directory)
+    if path not in sys.path:
+        sys.path.insert(0, path)
+    parts = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    if path not in parts:
+        os.environ["PYTHONPATH"] = os.pathsep.join([path, *parts])
 
 
 def _list() -> int:
@@ -187,9 +229,22 @@ def _run(args, argv: Sequence[str]) -> int:
         return _err(f"--workers {args.workers}: must be >= 0")
     if args.executor == "ray" and args.workers not in (1,):
         print("zoo-bench: note: --workers is ignored with --executor ray (Ray schedules the runs on the cluster's resources)", file=sys.stderr)
+    for directory in args.import_path:
+        if not Path(directory).is_dir():
+            return _err(f"--import-path {directory}: not a directory")
+        add_import_path(directory)
+    from ..devices import check_device_name
+
+    try:
+        check_device_name(args.device)
+    except ValueError as e:
+        return _err(f"--device: {e}")
     suite = load_suite(args.suite)
     args.config = parse_config_overrides(args.config or [])
     out = Path(args.out) if args.out else Path("runs") / suite.name
+    problem = _out_dir_problem(out, create=not args.dry_run)
+    if problem:
+        return _err(f"--out {out}: {problem}")
     if args.dry_run:
         return _dry_run(suite, out, args)
     from .executors import make_executor
@@ -234,11 +289,12 @@ def _resume_argv(argv: Sequence[str], out: Path) -> list[str]:
 def _dry_run(suite, out: Path, args) -> int:
     from rich.table import Table
 
-    from .runner import check_algos, plan_runs
+    from .runner import check_algos, check_configs, plan_runs
     from .store import scan_runs
 
     specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios, args.config)
     check_algos(specs)
+    check_configs(specs)
     records = scan_runs(out)
     t = Table(title=f"suite {suite.name}: {suite.title}", show_lines=False)
     for col in ("#", "task", "ratio", "algo", "seed", "steps", "eval every", "window", "source", "config", "status"):

@@ -37,7 +37,7 @@ from collections import deque
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from .store import BENCH_FILE, RESULT_FILE, RUN_FILE, atomic_write_bytes, read_json, runs_dir
+from .store import BENCH_FILE, RESULT_FILE, RUN_FILE, atomic_write_bytes, read_json, read_result, runs_dir
 from .suites import RunSpec
 
 __all__ = ["LocalExecutor", "RayExecutor", "InlineExecutor", "available_cpus", "local_gpus", "make_executor"]
@@ -95,7 +95,7 @@ def local_gpus() -> list[str]:
 def _outcome_from_disk(out: Path, spec: RunSpec, exitcode: int | None = None) -> dict[str, Any]:
     """The truth about a run after its process ended: finished iff ``result.json`` exists."""
     run_dir = runs_dir(out) / spec.dirname
-    result = read_json(run_dir / RESULT_FILE)
+    result, _ = read_result(run_dir / RESULT_FILE)
     if result is not None:
         return {"status": "finished", "run_id": spec.run_id, "score": result.get("score")}
     run = read_json(run_dir / RUN_FILE, {}) or {}

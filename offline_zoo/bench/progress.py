@@ -103,6 +103,12 @@ class ProgressView:
             if self._progress is not None and rid in self._tasks:
                 score = ev.get("score")
                 self._progress.update(self._tasks[rid], completed=r["step"], info=f"score {score:.1f}" if isinstance(score, (int, float)) else "")
+        elif kind == "note":
+            msg = f"note: {ev.get('message', '')}"
+            if self._progress is not None:
+                self._progress.console.print(msg, style="yellow", markup=False, highlight=False)
+            else:
+                self.say(msg)
         elif kind == "end":
             self._ended.add(rid)
             r = self.running.pop(rid, None)

@@ -191,7 +191,8 @@ class Report:
         finished = sum(1 for r in self.finished)
         failed = sum(1 for rid in self.planned if rid in by_id and not by_id[rid].finished and by_id[rid].status == "failed")
         missing = sum(1 for rid in self.planned if rid not in by_id or not by_id[rid].finished) - failed
-        return {"planned": len(self.planned), "finished": finished, "failed": failed, "unfinished": max(0, missing)}
+        damaged = sum(1 for r in self.records if r.damage)
+        return {"planned": len(self.planned), "finished": finished, "failed": failed, "unfinished": max(0, missing), "damaged": damaged}
 
     def sources(self) -> list[str]:
         """The dataset sources of the results (of the planned runs when none finished)."""
@@ -370,6 +371,9 @@ class Report:
             lines.append(f"Dropped: {note}.")
         c = self.counts()
         lines.append(f"Runs: {c['finished']} finished, {c['failed']} failed, {c['unfinished']} not finished, of {c['planned']} planned.")
+        for r in self.records:
+            if r.damage:  # counted as not finished: say so, and how to fix it
+                lines.append(f"Damaged: {r.damage}; the run counts as not finished (`zoo-bench --resume` runs it again).")
         return lines
 
     @staticmethod
@@ -603,6 +607,8 @@ def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = N
     if bench is None:
         if not out.exists():
             raise SuiteError(f"{out} does not exist: give the --out directory of a zoo-bench run")
+        if (out / BENCH_FILE).exists():
+            raise SuiteError(f"{out / BENCH_FILE} is damaged (not valid JSON): restore it to report {out}")
         raise SuiteError(f"{out} is not a zoo-bench output directory (no {BENCH_FILE})")
     ts = target_selection or (bench.get("suite") or {}).get("target_selection") or "cell"
     if ts not in TARGET_SELECTIONS:

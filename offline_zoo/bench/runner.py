@@ -47,6 +47,7 @@ from .store import (
     iter_tmp_files,
     jsonable,
     read_json,
+    read_result,
     runs_dir,
     scan_runs,
 )
@@ -55,6 +56,7 @@ from .suites import BUILTIN_ALGOS, RunSpec, Suite, SuiteError, canonical_algo
 __all__ = [
     "execute_run",
     "resolve_algo",
+    "check_configs",
     "run_suite",
     "plan_runs",
     "SuiteRunResult",
@@ -139,14 +141,22 @@ def environment_info() -> dict[str, Any]:
 
 
 # -- algorithms ------------------------------------------------------------------------------------
+def _cwd_hint(module: str) -> str:
+    top = module.split(".")[0]
+    here = Path.cwd()
+    if (here / f"{top}.py").is_file() or (here / top / "__init__.py").is_file():
+        return f"; {top} is in the current directory, which is not searched: pass --import-path . if you trust it"
+    return ""
+
+
 def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
     """The algorithm class of a suite's algorithm name.
 
     ``"module:Class"`` imports the class directly (no registration needed); any other name goes
     through :func:`offline_zoo.algos.get_algo` (after importing ``imports``, which may register
-    algorithms). Modules are found on ``sys.path`` and, as with ``python -m``, in the current
-    directory (a ``my_algos.py`` beside the suite file works). Unknown names raise ``KeyError`` with
-    suggestions.
+    algorithms). Modules are found on ``sys.path`` only: the current directory is not searched
+    unless asked (``zoo-bench --import-path .``), because importing a module runs its code.
+    Unknown names raise ``KeyError`` with suggestions.
 
     Examples:
         >>> resolve_algo("dt").__name__             # imports torch and the algorithms  # doctest: +SKIP
@@ -156,17 +166,17 @@ def resolve_algo(name: str, imports: Sequence[str] = ()) -> type:
         ...
         KeyError: "algorithm 'my_plugin:MyAlgo': cannot import module 'my_plugin' (No module named 'my_plugin')"
     """
-    # the console script puts only its own directory on sys.path; `python -m` would add the cwd
-    if os.getcwd() not in sys.path and "" not in sys.path:
-        sys.path.append(os.getcwd())
     for module in imports:
-        importlib.import_module(module)
+        try:
+            importlib.import_module(module)
+        except ImportError as e:
+            raise KeyError(f"imports: cannot import module {module!r} ({e}){_cwd_hint(module)}") from None
     if ":" in name:
         module, _, attr = name.partition(":")
         try:
             obj = importlib.import_module(module)
         except ImportError as e:
-            raise KeyError(f"algorithm {name!r}: cannot import module {module!r} ({e})") from None
+            raise KeyError(f"algorithm {name!r}: cannot import module {module!r} ({e}){_cwd_hint(module)}") from None
         for part in attr.split("."):
             if not hasattr(obj, part):
                 raise KeyError(f"algorithm {name!r}: module {module!r} has no {attr!r}")
@@ -210,6 +220,43 @@ def check_algos(specs: Sequence[RunSpec], in_process: bool = True) -> None:
                 "which worker processes cannot import: move it into a module and list that module under the suite's "
                 "'imports:' (or name it 'module:Class'), or run in this process (InlineExecutor, zoo-bench --workers 0)"
             )
+
+
+def check_configs(specs: Sequence[RunSpec]) -> None:
+    """Build every distinct run config (algorithm, task, suite config and overrides) before anything
+    runs, so that an unknown field, a wrong type or a value out of range fails at once (in dry runs
+    too) instead of when each run starts; raises :class:`SuiteError` naming the run's column and task.
+
+    Examples:
+        >>> from offline_zoo.bench.suites import load_suite, parse_config_overrides
+        >>> suite = load_suite("smoke")
+        >>> check_configs(suite.expand())      # the shipped suite is fine
+        >>> check_configs(suite.expand(config=parse_config_overrides(["DT.n_layer=two"])))
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.suites.SuiteError: config of DT on reacher2d-medium: DTConfig.n_layer='two' has the wrong type (str): it must be an integer
+    """
+    from ..algos.config import ConfigError, resolve_config
+    from ..tasks import get_task
+
+    seen: set[str] = set()
+    for s in specs:
+        key = repr((s.algo, s.imports, s.task, sorted(s.config.items(), key=lambda kv: kv[0]), s.protocol.steps if s.protocol else None))
+        if key in seen:
+            continue
+        seen.add(key)
+        klass = resolve_algo(s.algo, s.imports)
+        config_class = getattr(klass, "config_class", None)
+        if config_class is None or not hasattr(klass, "name"):
+            continue  # not an OfflineAlgo: its constructor checks its own arguments
+        overrides = {k: v for k, v in s.config.items() if k != "config_file"}
+        if s.protocol is not None:
+            overrides["n_steps"] = s.protocol.steps
+        try:
+            resolve_config(config_class, klass.name, get_task(s.task), overrides, s.config.get("config_file"))
+        except (ConfigError, ValueError, KeyError, OSError) as e:
+            msg = e.args[0] if isinstance(e, KeyError) and e.args else str(e)
+            raise SuiteError(f"config of {s.label} on {s.task}: {msg}") from None
 
 
 # -- one run ---------------------------------------------------------------------------------------
@@ -277,9 +324,12 @@ def execute_run(
     run_dir.mkdir(parents=True, exist_ok=True)
     emit = progress or (lambda ev: None)
     with DirectoryLock(run_dir, wait=lock_wait, what="run directory"):
-        done = read_json(run_dir / RESULT_FILE)
+        done, damage = read_result(run_dir / RESULT_FILE)
         if done is not None:
             return {"status": "finished", "run_id": spec.run_id, "skipped": True, "score": done.get("score")}
+        if damage:  # kept for inspection, and the run is done again
+            os.replace(run_dir / RESULT_FILE, run_dir / f"{RESULT_FILE}.damaged")
+            emit({"type": "note", "run_id": spec.run_id, "message": f"{damage}: moved to {RESULT_FILE}.damaged, running again"})
         for tmp in iter_tmp_files(run_dir):
             tmp.unlink(missing_ok=True)
         previous = read_json(run_dir / RUN_FILE, {}) or {}
@@ -330,8 +380,16 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     _set_threads(threads)  # torch may only have been imported by the constructor
     curve: list[dict] = []
     ckpt = run_dir / CHECKPOINT_FILE
+    resumed = None
     if ckpt.is_file():
-        algo = cls.load(ckpt, dataset=getattr(algo, "dataset", None), device=device)
+        try:
+            resumed = cls.load(ckpt, dataset=getattr(algo, "dataset", None), device=device)
+        except ValueError as e:  # a damaged checkpoint (e.g. cut by a full disk): start the run again
+            os.replace(ckpt, run_dir / f"{CHECKPOINT_FILE}.damaged")
+            info.setdefault("notes", []).append(f"{e}; moved to {CHECKPOINT_FILE}.damaged, the run started again from step 0")
+            emit({"type": "note", "run_id": spec.run_id, "message": info["notes"][-1]})
+    if resumed is not None:
+        algo = resumed
         step = int(algo.num_steps)
         curve = [e for e in (read_json(run_dir / CURVE_FILE) or {}).get("evaluations", []) if int(e["step"]) <= step]
         info["resumed_from_step"] = step
@@ -530,6 +588,11 @@ def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], No
 def _check_settings(out: Path, settings: BenchSettings, resume: bool) -> dict:
     bench = read_json(out / BENCH_FILE)
     existing = scan_runs(out)
+    if bench is None and (out / BENCH_FILE).exists():
+        raise SuiteError(
+            f"{out / BENCH_FILE} is damaged (not valid JSON), so the settings the runs in {out} were made with cannot be "
+            f"checked and runs of different settings could be mixed: restore the file, or choose another --out"
+        )
     if bench is None:
         if existing and not resume:
             raise SuiteError(f"{out} already holds {len(existing)} run directories: pass --resume to continue, or choose another --out")
@@ -602,6 +665,7 @@ def run_suite(
     executor = executor or LocalExecutor(workers=1)
     specs = plan_runs(suite, algos, tasks, seeds, source, scale, steps, ratios, config)
     check_algos(specs, in_process=isinstance(executor, InlineExecutor))
+    check_configs(specs)
     settings = BenchSettings(suite.name, scale, steps, source, dict(config) if config else None)
     out.mkdir(parents=True, exist_ok=True)
     result = SuiteRunResult(out, specs)

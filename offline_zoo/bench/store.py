@@ -12,8 +12,8 @@
         result.json              the run's scores; its presence means "finished"
         worker.log               the run's stdout/stderr
 
-Every file is written to a temporary file in the same directory and moved into place with
-``os.replace``: a reader (or a resumed suite) sees either the old or the new content, never a
+Every file is written through :mod:`offline_zoo.files` (temporary file in the same directory,
+fsync, ``os.replace``): a reader (or a resumed suite) sees either the old or the new content, never a
 half-written file, whatever moment the process is killed at.
 
 Examples:
@@ -28,11 +28,12 @@ import contextlib
 import json
 import math
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Mapping
+
+from ..files import atomic_write_bytes, atomic_write_text
 
 __all__ = [
     "BENCH_FILE",
@@ -45,6 +46,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "read_json",
+    "read_result",
     "jsonable",
     "runs_dir",
     "RunRecord",
@@ -60,51 +62,6 @@ RESULT_FILE = "result.json"
 CHECKPOINT_FILE = "checkpoint.zip"
 LOG_FILE = "worker.log"
 LOCK_FILE = ".lock"
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_MODE = 0o666 & ~_umask()
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (temporary file, fsync, ``os.replace``).
-
-    Missing parent directories are created; returns ``path`` as a ``Path``.
-
-    Examples:
-        >>> p = atomic_write_bytes("out/blob.bin", b"\\x00\\x01")
-        >>> p.read_bytes(), [f.name for f in p.parent.iterdir()]    # no temporary file left
-        (b'\\x00\\x01', ['blob.bin'])
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, _MODE)  # mkstemp makes 0600 files; results should be readable like any file
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text atomically (UTF-8).
-
-    Examples:
-        >>> atomic_write_text("out/notes.md", "λ = 0.1\\n").read_text(encoding="utf-8")
-        'λ = 0.1\\n'
-    """
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def jsonable(x: Any) -> Any:
@@ -170,6 +127,38 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
+# what a finished run's result.json must hold for the run to count (runner._train_and_score writes it)
+RESULT_KEYS = ("run_id", "task", "ratio", "label", "algo", "seed", "score")
+
+
+def read_result(path: str | os.PathLike) -> tuple[dict | None, str | None]:
+    """``(result, damage)`` of a run's ``result.json``: the result when it is complete, else None
+    and, when the file exists but is unreadable or incomplete, why (``damage``).
+
+    Examples:
+        >>> _ = atomic_write_text("out/r1.json", '{"score": 1')
+        >>> read_result("out/r1.json")
+        (None, 'out/r1.json is damaged (not valid JSON)')
+        >>> _ = atomic_write_json("out/r2.json", {})
+        >>> read_result("out/r2.json")[1]
+        'out/r2.json is incomplete (no run_id, task, ratio, label, algo, seed, score)'
+        >>> read_result("out/none.json")
+        (None, None)
+    """
+    path = Path(path)
+    if not path.exists():
+        return None, None
+    data = read_json(path)
+    if data is None:
+        return None, f"{path} is damaged (not valid JSON)"
+    if not isinstance(data, dict):
+        return None, f"{path} is damaged (not a JSON object)"
+    missing = [k for k in RESULT_KEYS if k not in data]
+    if missing:
+        return None, f"{path} is incomplete (no {', '.join(missing)})"
+    return data, None
+
+
 def runs_dir(out: str | os.PathLike) -> Path:
     """The directory holding one sub-directory per run: ``OUT/runs``.
 
@@ -201,17 +190,21 @@ class RunRecord:
     path: Path
     run: dict
     result: dict | None
+    #: why the run's result.json does not count (damaged or incomplete), None when it is fine or absent
+    damage: str | None = None
 
     @property
     def finished(self) -> bool:
-        """Whether the run wrote its ``result.json`` (written last)."""
+        """Whether the run wrote a complete ``result.json`` (written last)."""
         return self.result is not None
 
     @property
     def status(self) -> str:
-        """``finished``, or the status in ``run.json`` (``running``, ``failed``...)."""
+        """``finished``, ``damaged`` (result.json unreadable), or the status in ``run.json``."""
         if self.result is not None:
             return "finished"
+        if self.damage:
+            return "damaged"
         return str(self.run.get("status") or "unknown") if self.run else "unknown"
 
     @property
@@ -232,14 +225,17 @@ class RunRecord:
 def scan_runs(out: str | os.PathLike) -> dict[str, RunRecord]:
     """Every run directory under ``OUT/runs``: ``{run_id: RunRecord}`` (finished or not).
 
-    A run is finished when its ``result.json`` exists; the run id is the spec's, else the last
-    ``__``-separated part of the directory name.
+    A run is finished when its ``result.json`` is complete (see :func:`read_result`); a damaged one
+    makes the run ``damaged`` (not finished: a resume runs it again). The run id is the spec's, else
+    the last ``__``-separated part of the directory name.
 
     Examples:
         >>> _ = atomic_write_json("out/runs/a__s0__aaa/run.json", {"status": "failed", "error": "boom"})
-        >>> _ = atomic_write_json("out/runs/b__s0__bbb/result.json", {"score": 12.5})
+        >>> done = dict.fromkeys(RESULT_KEYS, 0) | {"score": 12.5}
+        >>> _ = atomic_write_json("out/runs/b__s0__bbb/result.json", done)
+        >>> _ = atomic_write_text("out/runs/c__s0__ccc/result.json", '{"score": 1')
         >>> {rid: (rec.status, rec.finished) for rid, rec in scan_runs("out").items()}
-        {'aaa': ('failed', False), 'bbb': ('finished', True)}
+        {'aaa': ('failed', False), 'bbb': ('finished', True), 'ccc': ('damaged', False)}
         >>> scan_runs("nowhere")
         {}
     """
@@ -251,8 +247,8 @@ def scan_runs(out: str | os.PathLike) -> dict[str, RunRecord]:
         if not d.is_dir():
             continue
         run = read_json(d / RUN_FILE, {}) or {}
-        result = read_json(d / RESULT_FILE)
-        rec = RunRecord(d, run, result)
+        result, damage = read_result(d / RESULT_FILE)
+        rec = RunRecord(d, run if isinstance(run, dict) else {}, result, damage)
         records[rec.run_id] = rec
     return records
 

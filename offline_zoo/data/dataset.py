@@ -8,6 +8,7 @@ stacked on the fly by the samplers.
 from __future__ import annotations
 
 import hashlib
+import warnings
 from dataclasses import dataclass
 from typing import Any, Iterator
 
@@ -293,6 +294,11 @@ class Dataset:
             idx = np.arange(self.n_episodes)
         else:
             n_keep = max(1, int(self.n_episodes * ratio))
+            if int(self.n_episodes * ratio) < 1:
+                warnings.warn(
+                    f"ratio={ratio:g} of {self.n_episodes} trajectories is less than one trajectory; keeping 1",
+                    UserWarning, stacklevel=2,
+                )
             rng = np.random.default_rng(seed)
             p = None
             if weighting == "length":
@@ -387,10 +393,9 @@ class Dataset:
 
 def check_ratio(ratio) -> float:
     """Validate a sample ratio: a number in (0, 1]."""
-    try:
-        r = float(ratio)
-    except (TypeError, ValueError):
-        raise DatasetError(f"ratio={ratio!r} is not a number; use a fraction of trajectories in (0, 1]") from None
+    if isinstance(ratio, (bool, np.bool_)) or not isinstance(ratio, (int, float, np.integer, np.floating)):
+        raise DatasetError(f"ratio={ratio!r} is not a number; use a fraction of trajectories in (0, 1], e.g. 0.1")
+    r = float(ratio)
     if not (0.0 < r <= 1.0) or not np.isfinite(r):
         raise DatasetError(f"ratio={ratio!r} is outside (0, 1]: it is the fraction of trajectories kept (e.g. 0.1)")
     return r
@@ -399,11 +404,24 @@ def check_ratio(ratio) -> float:
 def _check_against_task(task: Task, obs: np.ndarray, act: np.ndarray) -> None:
     """Compare data shapes with the task's environment spaces when they are known cheaply."""
     try:
-        from ..envs import env_spaces  # local: envs import gymnasium/mujoco
+        from ..envs import env_action_bounds, env_spaces  # local: envs import gymnasium/mujoco
 
         obs_shape, act_dim, discrete = env_spaces(task)
+        bounds = env_action_bounds(task)
     except Exception:  # environment (or its extra) not installed: nothing to compare against
         return
+    if bounds is not None and act.ndim == 2 and act.shape[1] == len(bounds[0]) and len(act):
+        low, high = bounds
+        # float32 data of a float64 Box: allow rounding, not actions the environment cannot take
+        tol = 1e-5 * np.maximum(1.0, np.abs(np.concatenate([low, high]))).max()
+        below, above = act.min(axis=0) < low - tol, act.max(axis=0) > high + tol
+        if below.any() or above.any():
+            dim = int(np.flatnonzero(below | above)[0])
+            raise DatasetError(
+                f"actions of dimension {dim} span [{act[:, dim].min():g}, {act[:, dim].max():g}] but task {task.name!r} "
+                f"allows [{low[dim]:g}, {high[dim]:g}] (its environment's action space; the tanh action heads reach only "
+                f"(-1, 1)): rescale the actions into the action space, or clip them with np.clip(actions, low, high)"
+            )
     if discrete != (act.ndim == 1):
         kind = "discrete (integer actions)" if discrete else "continuous (float actions)"
         raise DatasetError(f"task {task.name!r} has {kind} but the given actions have shape {act.shape}")

@@ -45,6 +45,7 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ..files import atomic_write_text
 from ..tasks import Task, get_task
 
 __all__ = [
@@ -345,7 +346,7 @@ def save_policy(actor: MLPActor | Reacher2dMediumPolicy, domain: str, info: dict
         record.update(kind="reacher2d-ik", params=actor.params())
     else:
         raise TypeError(f"cannot save a behaviour policy of type {type(actor).__name__}")
-    js.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n")
+    atomic_write_text(js, json.dumps(record, indent=2, sort_keys=True) + "\n")
     return js
 
 
@@ -979,6 +980,11 @@ def generate_dataset(
             n_transitions = DEFAULT_TRANSITIONS
     if n_transitions is not None and n_episodes is not None:
         raise ValueError("pass n_transitions or n_episodes, not both")
+    for name, value in (("n_transitions", n_transitions), ("n_episodes", n_episodes)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name}={value!r} must be a whole number >= 1")
+    if isinstance(noise, bool) or not isinstance(noise, (int, float, np.integer, np.floating)) or not (0 <= noise < math.inf):
+        raise ValueError(f"noise={noise!r} must be a finite number >= 0 (0 = deterministic policy, 1 = as trained)")
     if isinstance(min_return, str):
         if min_return != "auto":
             raise ValueError(f"min_return must be a number, None or 'auto', got {min_return!r}")

@@ -364,7 +364,29 @@ def env_spaces(task: Task | str) -> tuple[tuple[int, ...], int, bool]:
                 result = (obs_shape, int(space.n), True)
             else:
                 result = (obs_shape, int(np.prod(space.shape)), False)
+                _BOUNDS_CACHE[key] = (np.asarray(space.low, dtype=np.float64).ravel(), np.asarray(space.high, dtype=np.float64).ravel())
         finally:
             env.close()
     _SPACES_CACHE[key] = result
     return result
+
+
+_BOUNDS_CACHE: dict = {}
+
+
+def env_action_bounds(task: Task | str) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(low, high)`` of a continuous task's action space (None for discrete actions).
+
+    Examples:
+        >>> low, high = env_action_bounds("kitchen-complete")
+        >>> float(low.min()), float(high.max()), low.shape
+        (-1.0, 1.0, (9,))
+    """
+    task = get_task(task)
+    _, action_dim, discrete = env_spaces(task)
+    if discrete:
+        return None
+    key = _spaces_key(task)
+    if key not in _BOUNDS_CACHE:  # Kitchen (answered without the env): FrankaKitchen-v1's Box(-1, 1)
+        _BOUNDS_CACHE[key] = (-np.ones(action_dim), np.ones(action_dim))
+    return _BOUNDS_CACHE[key]

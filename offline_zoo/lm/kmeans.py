@@ -42,6 +42,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from offline_zoo.files import atomic_writer
 from offline_zoo.lm.corpus import default_cache_dir
 
 __all__ = [
@@ -253,14 +254,12 @@ def token_centres(
                 pass  # unreadable entry: recompute and overwrite
     centres, _ = spherical_kmeans(flat, n_clusters=n_clusters, n_iter=n_iter, seed=seed, init=init)
     if path is not None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(f".tmp{os.getpid()}")
-        torch.save(
-            {"centres": centres.contiguous(), "n_clusters": n_clusters, "seed": seed, "n_iter": n_iter,
-             "init": init, "wte_shape": list(flat.shape), "version": _KMEANS_VERSION},
-            tmp,
-        )
-        os.replace(tmp, path)
+        with atomic_writer(path) as f:
+            torch.save(
+                {"centres": centres.contiguous(), "n_clusters": n_clusters, "seed": seed, "n_iter": n_iter,
+                 "init": init, "wte_shape": list(flat.shape), "version": _KMEANS_VERSION},
+                f,
+            )
     return centres.to(wte.device)
 
 

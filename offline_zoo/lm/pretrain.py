@@ -38,6 +38,7 @@ import transformers
 
 from offline_zoo.lm.corpus import TokenBlockSource, _expand_sources, _split_lines, tokenizer_fingerprint
 from offline_zoo.devices import resolve_device
+from offline_zoo.files import atomic_write_text
 from offline_zoo.lm.loading import load_tokenizer
 
 __all__ = ["PretrainResult", "SAMPLE_PROMPT", "generate_sample", "perplexity", "pretrain_language_model", "train_tokenizer"]
@@ -244,7 +245,7 @@ def _write_tokenizer_config(out_dir: Path, max_len: int, bos: str | None = None,
         "add_prefix_space": False,
         "errors": "replace",
     }
-    (out_dir / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
+    atomic_write_text(out_dir / "tokenizer_config.json", json.dumps(config, indent=2) + "\n")
 
 
 def train_tokenizer(
@@ -313,8 +314,8 @@ def _write_bpe_files(tokenizer: Any, out_dir: Path) -> bool:
     if model.get("type") != "BPE" or "vocab" not in model or "merges" not in model:
         return False
     merges = [m if isinstance(m, str) else " ".join(m) for m in model["merges"]]
-    (out_dir / "vocab.json").write_text(json.dumps(model["vocab"], ensure_ascii=False), encoding="utf-8")
-    (out_dir / "merges.txt").write_text("#version: 0.2\n" + "\n".join(merges) + "\n", encoding="utf-8")
+    atomic_write_text(out_dir / "vocab.json", json.dumps(model["vocab"], ensure_ascii=False))
+    atomic_write_text(out_dir / "merges.txt", "#version: 0.2\n" + "\n".join(merges) + "\n")
     return True
 
 
@@ -569,7 +570,7 @@ def pretrain_language_model(
         "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
                      "python": platform.python_version()},
     }
-    (out / "training_info.json").write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(out / "training_info.json", json.dumps(info, indent=2) + "\n")
     return PretrainResult(out, n_train, ppl_before, ppl_after, sample, seconds, losses, info)
 
 

@@ -26,6 +26,7 @@ from typing import Sequence
 
 import torch
 
+from offline_zoo.files import atomic_write_text
 from offline_zoo.lm.loading import EMBEDDED_LM
 from offline_zoo.lm.pretrain import PretrainResult, pretrain_language_model
 
@@ -102,7 +103,7 @@ def train_embedded_lm(
         "python -m offline_zoo.lm.train_embedded --train-file <wikitext-2>/valid.txt "
         "--eval-file <wikitext-2>/test.txt --tokenizer <dir with GPT-2 vocab.json + merges.txt>"
     )
-    info_path.write_text(json.dumps(info, indent=2) + "\n")
+    atomic_write_text(info_path, json.dumps(info, indent=2) + "\n")
     result.info = info
     return result
 
