@@ -80,6 +80,12 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
     Missing parent directories are created. If the block raises, ``path`` is left as it was and
     no temporary file remains. An ``OSError`` names ``path`` (not the temporary file).
+
+    Examples:
+        >>> with atomic_writer("out/weights.bin") as f:
+        ...     _ = f.write(b"\\x01\\x02")
+        >>> Path("out/weights.bin").read_bytes()
+        b'\\x01\\x02'
     """
     path = Path(path)
     try:
@@ -106,12 +112,22 @@ def atomic_writer(path: str | os.PathLike) -> Iterator[BinaryIO]:
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically; returns ``path`` as a ``Path``."""
+    """Write ``data`` to ``path`` atomically; returns ``path`` as a ``Path``.
+
+    Examples:
+        >>> atomic_write_bytes("out/a/b.bin", b"abc").read_bytes()   # parents are created
+        b'abc'
+    """
     with atomic_writer(path) as f:
         f.write(data)
     return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    """Write text (UTF-8) to ``path`` atomically."""
+    """Write text (UTF-8) to ``path`` atomically; returns ``path`` as a ``Path``.
+
+    Examples:
+        >>> atomic_write_text("out/run.json", '{"seed": 0}').name
+        'run.json'
+    """
     return atomic_write_bytes(path, text.encode("utf-8"))

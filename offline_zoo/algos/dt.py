@@ -38,7 +38,7 @@ class DTConfig(SequenceConfig):
         (128, 3, 1, 20)
         >>> from offline_zoo.testing import tiny_dataset
         >>> DT(tiny_dataset(), device="cpu").config.target_returns  # configs/dt.yaml, hopper section
-        (3600, 1800)
+        (3600.0, 1800.0)
     """
 
     hidden_size: int = 128
