@@ -67,6 +67,11 @@ def _zoo_algo(algo: str, dataset, seed: int, overrides: dict):
     return get_algo(ZOO_NAMES[algo])(dataset, seed=seed, device="cpu", **overrides)
 
 
+def _config_fields(model) -> dict:
+    """The scalar fields of an offline-zoo algorithm's config, as a run record stores them."""
+    return {k: v for k, v in vars(model.config).items() if isinstance(v, (int, float, str, bool, type(None)))}
+
+
 def _mdp_dataset(dataset):
     """A d3rlpy MDPDataset of the same arrays (d3rlpy splits episodes at terminals | timeouts)."""
     import d3rlpy
@@ -184,7 +189,7 @@ def run_one(job: dict) -> dict:
 
     if impl == "offline_zoo":
         model = _zoo_algo(algo, dataset, seed, job["overrides"])
-        record["config"] = {k: v for k, v in vars(model.config).items() if isinstance(v, (int, float, str, bool, type(None)))}
+        record["config"] = _config_fields(model)
         loss_key = "action_loss" if algo == "dt" else "loss"
         for _ in range(steps // every):
             n_hist = len(model.history["train"])
@@ -467,6 +472,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and path.exists():
             old = json.loads(path.read_text())
             same = all(old.get(k) == job[k] for k in ("steps", "eval_every", "episodes", "task", "ratio"))
+            if same and impl == "offline_zoo":  # a changed default or --dt-override must re-run ours
+                current = json.loads(json.dumps(_config_fields(_zoo_algo(algo, dataset, seed, job["overrides"]))))
+                same = old.get("config") == current
+                if not same and old.get("done"):
+                    print(f"re-running {path.name}: its config differs from the current one", flush=True)
             if same and old.get("done"):
                 continue
         jobs.append(job)
