@@ -233,7 +233,8 @@ for _level in ("partial", "complete", "mixed"):
             family="kitchen",
             env_id="FrankaKitchen-v1",
             max_episode_steps=280,
-            max_ep_len=280,
+            # the released experiment.py sizes the timestep table 1000 for kitchen (episodes are 280)
+            max_ep_len=1000,
             rtg_scale=1.0,
             target_returns=(5.0, 4.0, 3.0, 2.0, 1.0),
             ref_min_score=0.0,

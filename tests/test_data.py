@@ -49,9 +49,16 @@ def test_task_fields_follow_the_paper():
     r = oz.get_task("reacher2d-medium")
     assert (r.max_ep_len, r.rtg_scale, r.target_returns, r.sources) == (100, 10.0, (76.0, 40.0), {"generated": "reacher2d-medium"})
     k = oz.get_task("kitchen-complete")
-    assert (k.max_ep_len, k.rtg_scale, k.default_source) == (280, 1.0, "minari")
+    assert (k.max_ep_len, k.rtg_scale, k.default_source) == (1000, 1.0, "minari")
     b = oz.get_task("breakout-medium")
     assert b.discrete and b.default_source == "d4rl-atari" and set(b.target_returns) == {90.0, 120.0}
+
+
+def test_kitchen_timestep_table_is_the_released_size():
+    # released experiment.py: max_ep_len = 1000 for kitchen, while its episodes last 280 steps
+    for name in oz.list_tasks("kitchen"):
+        k = oz.get_task(name)
+        assert (k.max_ep_len, k.max_episode_steps) == (1000, 280)
 
 
 def test_normalized_score_values():
