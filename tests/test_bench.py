@@ -167,6 +167,9 @@ def test_tables_2_and_3_grids():
     assert {r.label for r in atari} == {"LaMo", "DT", "Wiki-RL", "CQL", "BCQ", "NFQ", "BC"}
     brk = next(r for r in atari if r.task == "breakout-medium")
     assert (brk.protocol.steps, brk.protocol.last_steps) == (50_000, 10_000)
+    assert {r.source for r in atari} == {"d4rl-atari"}
+    with pytest.raises(SuiteError, match="'breakout-medium' has no 'minari' source.*'breakout-expert'"):
+        load_suite("atari").expand(source="minari")  # Minari's expert data never stands in for medium
     mujoco = load_suite("mujoco").expand()
     assert len(mujoco) == 12 * 7 * 3
     assert {r.ratio for r in mujoco} == {1.0, 0.1, 0.01, 0.005}

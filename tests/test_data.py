@@ -25,7 +25,7 @@ PAPER_TASKS = [
 
 def test_every_paper_task_is_registered():
     assert set(PAPER_TASKS) <= set(oz.list_tasks())
-    assert oz.list_tasks("atari") == ["breakout-medium", "pong-medium", "qbert-medium"]
+    assert oz.list_tasks("atari") == ["breakout-expert", "breakout-medium", "pong-expert", "pong-medium", "qbert-expert", "qbert-medium"]
 
 
 @pytest.mark.parametrize(
@@ -324,6 +324,17 @@ def test_batched_evaluation_matches_sequential_rollouts():
     assert result.score == pytest.approx(np.mean(result.normalized[None]))
 
 
+@pytest.mark.parametrize("game", ["breakout", "qbert", "pong"])
+def test_atari_medium_never_loads_minari_expert_data(game):
+    # Minari only has expert data for these games: it is the <game>-expert task, never "medium"
+    medium, expert = oz.get_task(f"{game}-medium"), oz.get_task(f"{game}-expert")
+    assert medium.sources == {"d4rl-atari": f"{game}-medium-v0"}
+    assert expert.sources == {"minari": f"atari/{game}/expert-v0"}
+    assert (expert.env_id, expert.ref_min_score, expert.ref_max_score) == (medium.env_id, medium.ref_min_score, medium.ref_max_score)
+    with pytest.raises(DatasetError, match=rf"task '{game}-medium' has no 'minari' source; it can be loaded from: d4rl-atari\. .*'{game}-expert' \(atari/{game}/expert-v0\)"):
+        load_dataset(f"{game}-medium", source="minari")
+
+
 def test_tiny_dataset_shapes():
     assert tiny_dataset("continuous").observation_shape == (11,)
     assert tiny_dataset("discrete").observation_shape == (4, 84, 84)
@@ -343,7 +354,7 @@ def test_minari_atari_frames_become_gray_84x84(tmp_path, monkeypatch):
         "atari/breakout/expert-v0", [buf], observation_space=gym.spaces.Box(0, 255, (210, 160, 3), np.uint8),
         action_space=gym.spaces.Discrete(4), algorithm_name="test", author="offline-zoo", author_email="-",
         description="test", code_permalink="-")
-    ds = load_dataset("breakout-medium", source="minari")
+    ds = load_dataset("breakout-expert", source="minari")
     assert ds.observations.shape == (5, 84, 84) and ds.observations.dtype == np.uint8 and ds.frame_stack == 4
     levels = ds.observations[:, 0, 0].astype(int)
     assert (np.diff(levels) > 0).all()  # frame order kept, the final (action-less) frame dropped

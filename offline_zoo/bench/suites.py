@@ -591,7 +591,7 @@ class Suite:
             src = source or row.source or self.source or get_task(row.task).default_source
             task = get_task(row.task)
             if src not in task.sources:
-                raise SuiteError(f"task {row.task!r} has no {src!r} source; it can be loaded from: {', '.join(task.sources)}")
+                raise SuiteError(task.missing_source_message(src))
             space = "discrete" if task.discrete else "continuous"
             for label in labels:
                 if row.algos is not None and label not in row.algos:
