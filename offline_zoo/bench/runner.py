@@ -399,7 +399,6 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     info.update(config=_config_dict(getattr(algo, "config", config)), data=data_info, host=environment_info()["host"])
     atomic_write_json(run_dir / RUN_FILE, info)
 
-    eval_seed = 1000 * int(spec.seed)
     train_s = float(info.get("train_s", 0.0))
     eval_s = 0.0
     last_emit = [0.0]
@@ -420,17 +419,17 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         if int(algo.num_steps) != target:
             raise RuntimeError(f"{type(algo).__name__}.learn stopped at step {algo.num_steps} instead of {target}")
         te = time.time()
-        entry = _evaluate(algo, protocol, eval_seed)
+        entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, target))
         eval_s += time.time() - te
         curve.append({"step": target, **entry, "eval_s": round(time.time() - te, 3)})
-        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+        atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
         algo.save(ckpt)
         emit({"type": "progress", "run_id": spec.run_id, "step": target, "total": protocol.steps, "score": entry.get("score")})
 
     if not curve or int(curve[-1]["step"]) != protocol.steps:  # resumed after the last evaluation was dropped
-        entry = _evaluate(algo, protocol, eval_seed)
+        entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, protocol.steps))
         curve.append({"step": protocol.steps, **entry})
-        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+        atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
     scores = score_run(curve, protocol)
     result = {
         "run_id": spec.run_id,
@@ -461,7 +460,13 @@ def _evaluate(algo, protocol, eval_seed: int) -> dict[str, Any]:
     result = algo.evaluate(n_episodes=protocol.eval_episodes, seed=eval_seed)
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     d.pop("task", None)
-    return jsonable(d)
+    d.pop("seed", None)
+    # episode i of every target was reset with eval_seed + i (Protocol.eval_seed)
+    return jsonable({"eval_seed": eval_seed, **d})
+
+
+def _curve_file(spec: RunSpec, curve: list[dict]) -> dict[str, Any]:
+    return {"run_id": spec.run_id, "protocol": spec.protocol.to_dict(), "evaluations": curve}
 
 
 # -- a suite ---------------------------------------------------------------------------------------
