@@ -168,10 +168,13 @@ def test_tables_2_and_3_grids():
     brk = next(r for r in atari if r.task == "breakout-medium")
     assert (brk.protocol.steps, brk.protocol.last_steps) == (50_000, 10_000)
     assert {r.source for r in atari} == {"d4rl-atari"}
+    assert all(r.subset_seed == r.seed for r in atari)  # Atari: a subset per run, as released
     with pytest.raises(SuiteError, match="'breakout-medium' has no 'minari' source.*'breakout-expert'"):
         load_suite("atari").expand(source="minari")  # Minari's expert data never stands in for medium
     mujoco = load_suite("mujoco").expand()
     assert len(mujoco) == 12 * 7 * 3
+    assert {r.subset_seed for r in mujoco} == {0}        # one subset per (task, ratio) for all seeds
+    assert RunSpec.from_dict(mujoco[1].to_dict()).run_id == mujoco[1].run_id
     assert {r.ratio for r in mujoco} == {1.0, 0.1, 0.01, 0.005}
 
 
@@ -610,6 +613,7 @@ def test_real_dt_run_resumes_exactly_from_its_checkpoint(tmp_path, monkeypatch):
     assert json.loads((run_b / "run.json").read_text())["resumed_from_step"] == 20
     curve = lambda d: [(e["step"], e["returns"]) for e in json.loads((d / "runs" / spec.dirname / "curve.json").read_text())["evaluations"]]  # noqa: E731
     assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    assert json.loads((run_b / "result.json").read_text())["subset_seed"] == 0
     seeds = [e["eval_seed"] for e in json.loads((run_b / "curve.json").read_text())["evaluations"]]
     assert seeds == [spec.protocol.eval_seed(0, s) for s in (10, 20, 30)]  # the resumed run too
     a = OfflineAlgo.load(tmp_path / "a" / "runs" / spec.dirname / "checkpoint.zip", device="cpu")

@@ -363,6 +363,15 @@ def execute_run(
         return {"status": "finished", "run_id": spec.run_id, "score": result["score"]}
 
 
+def _accepts(cls: type, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -376,6 +385,8 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     cls = resolve_algo(spec.algo, spec.imports)
     _set_threads(threads)
     config = {**spec.config, "n_steps": protocol.steps}
+    if spec.subset_seed is not None and _accepts(cls, "subset_seed"):  # a plugin may draw its own data
+        config["subset_seed"] = spec.subset_seed
     algo = cls(spec.task, ratio=spec.ratio, seed=spec.seed, source=spec.source, device=device, **config)
     _set_threads(threads)  # torch may only have been imported by the constructor
     curve: list[dict] = []
@@ -442,6 +453,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         **scores,
         "protocol": protocol.to_dict(),
         "source": data_info.get("source", spec.source),
+        "subset_seed": data_info.get("subsample_seed", config.get("subset_seed")),
         "selection_hash": data_info.get("selection_hash"),
         "steps_trained": int(algo.num_steps),
     }
