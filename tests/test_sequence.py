@@ -75,6 +75,23 @@ def test_per_task_defaults_follow_tables_6_and_7():
     assert DT(ds).config.target_returns == (3600.0, 1800.0)
 
 
+def test_each_algorithm_is_evaluated_at_its_released_targets():
+    # Wiki-RL's released experiment.py evaluates 2 targets per env, LaMo's evaluates 4: each agent
+    # is scored at its own, so the best-target report does not favour Wiki-RL with LaMo's extra ones
+    from offline_zoo.algos.config import resolve_config
+    from offline_zoo.algos.lamo import LaMoConfig
+    from offline_zoo.algos.wikirl import WikiRLConfig
+
+    released = {"hopper": (3600.0, 1800.0), "halfcheetah": (12000.0, 6000.0), "walker2d": (5000.0, 2500.0), "reacher2d": (76.0, 40.0)}
+    for domain, targets in released.items():
+        for task in [t for t in oz.list_tasks() if oz.get_task(t).domain == domain]:
+            assert resolve_config(WikiRLConfig, "wikirl", oz.get_task(task), {}).target_returns == targets, task
+            assert resolve_config(LaMoConfig, "lamo", oz.get_task(task), {}).target_returns in (None, oz.get_task(task).target_returns)
+    algo = WikiRL(tiny_dataset(), **TINY_LM, n_clusters=4)
+    assert algo.default_targets() == (3600.0, 1800.0)
+    assert len(LaMo(tiny_dataset(), **TINY_LM).default_targets()) == 4
+
+
 @pytest.mark.parametrize("mode", ["lora", "full", "frozen"])
 def test_finetune_modes(mode):
     algo = LaMo(tiny_dataset(), **TINY_LM, finetune=mode)
