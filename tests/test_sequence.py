@@ -75,6 +75,22 @@ def test_per_task_defaults_follow_tables_6_and_7():
     assert DT(ds).config.target_returns == (3600.0, 1800.0)
 
 
+def _atari_dataset(task="breakout-medium"):
+    d = tiny_dataset("discrete", n_episodes=2, episode_len=8)
+    return Dataset.from_arrays(d.observations, d.actions, d.rewards, d.terminals, d.timeouts, task=task)
+
+
+def test_atari_lamo_has_the_released_linear_tanh_head_whatever_the_embedding():
+    # released experiment-atari/model.py: predict_action = Sequential(Linear(hidden, n_act), Tanh())
+    for embedding in ("mlp", "linear"):
+        algo = LaMo(_atari_dataset(), device="cpu", **TINY_LM, embedding=embedding)
+        head = algo.model.predict_action
+        assert algo.config.action_head == "linear"
+        assert isinstance(head, torch.nn.Sequential) and len(head) == 2, head
+        assert isinstance(head[0], torch.nn.Linear) and isinstance(head[1], torch.nn.Tanh)
+        assert (head[0].in_features, head[0].out_features) == (16, 4)
+
+
 def test_each_algorithm_is_evaluated_at_its_released_targets():
     # Wiki-RL's released experiment.py evaluates 2 targets per env, LaMo's evaluates 4: each agent
     # is scored at its own, so the best-target report does not favour Wiki-RL with LaMo's extra ones
