@@ -300,8 +300,9 @@ for _domain, (_env, _lo, _hi, _targets) in _ATARI.items():
                 domain=_domain,
                 family="atari",
                 env_id=_env,
-                # 108k frames = 27k agent steps with frame skip 4, the standard Atari cap
-                max_episode_steps=27_000,
+                # the released evaluation loop stops at max_timestep = 4096 agent steps (core.py);
+                # the ALE's own 108k-frame (27k-step) cap stays underneath
+                max_episode_steps=4096,
                 max_ep_len=4096,
                 rtg_scale=1.0,
                 target_returns=_targets,

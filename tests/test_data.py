@@ -52,6 +52,8 @@ def test_task_fields_follow_the_paper():
     assert (k.max_ep_len, k.rtg_scale, k.default_source) == (1000, 1.0, "minari")
     b = oz.get_task("breakout-medium")
     assert b.discrete and b.default_source == "d4rl-atari" and set(b.target_returns) == {90.0, 120.0}
+    # the released Atari evaluation stops at model.max_timestep = 4096 agent steps (core.py)
+    assert all(oz.get_task(t).max_episode_steps == oz.get_task(t).max_ep_len == 4096 for t in oz.list_tasks("atari"))
 
 
 def test_kitchen_timestep_table_is_the_released_size():

@@ -91,6 +91,15 @@ def test_atari_lamo_has_the_released_linear_tanh_head_whatever_the_embedding():
         assert (head[0].in_features, head[0].out_features) == (16, 4)
 
 
+def test_atari_lamo_defaults_are_the_released_atari_script():
+    # experiment-atari: nlp_train.co_training=0, torch.optim.AdamW (eps 1e-8), train.eval_episodes=5
+    algo = LaMo(_atari_dataset("pong-medium"), device="cpu", **TINY_LM)
+    assert (algo.config.language_loss_coef, algo.config.adam_eps, algo.config.eval_episodes) == (0.0, 1e-8, 5)
+    assert {g["eps"] for opt in algo.optimizers.values() for g in opt.param_groups} == {1e-8}
+    assert sorted(algo.learn(1, progress_bar=False).last_metrics) == ["action_loss", "loss"]  # no language loss
+    assert LaMo(tiny_dataset(), **TINY_LM).config.adam_eps == 1e-6      # MuJoCo keeps its released 1e-6
+
+
 def test_each_algorithm_is_evaluated_at_its_released_targets():
     # Wiki-RL's released experiment.py evaluates 2 targets per env, LaMo's evaluates 4: each agent
     # is scored at its own, so the best-target report does not favour Wiki-RL with LaMo's extra ones
