@@ -84,6 +84,25 @@ class Task:
             )
         return next(iter(self.sources))
 
+    def missing_source_message(self, source: str) -> str:
+        """The error text for a source this task does not have: its sources, and the tasks of the
+        same environment that do have it (a different dataset gets a different task name: a source
+        is never substituted silently).
+
+        Examples:
+            >>> get_task("breakout-medium").missing_source_message("minari")
+            "task 'breakout-medium' has no 'minari' source; it can be loaded from: d4rl-atari. Tasks of the same environment with a 'minari' source: 'breakout-expert' (atari/breakout/expert-v0)"
+        """
+        msg = f"task {self.name!r} has no {source!r} source; it can be loaded from: " + (
+            ", ".join(self.sources) or "nowhere (it has no sources: pass its data as a Dataset)"
+        )
+        others = [t for t in _TASKS.values() if t.name != self.name and t.env_id == self.env_id and source in t.sources]
+        if others:
+            msg += f". Tasks of the same environment with a {source!r} source: " + ", ".join(
+                f"{t.name!r} ({t.sources[source]})" for t in sorted(others, key=lambda t: t.name)
+            )
+        return msg
+
     def normalized_score(self, returns) -> np.ndarray | float:
         """100 * (return - random) / (expert - random), elementwise; returns must be finite numbers."""
         raw = np.asarray(returns)
@@ -233,7 +252,8 @@ for _level in ("partial", "complete", "mixed"):
             family="kitchen",
             env_id="FrankaKitchen-v1",
             max_episode_steps=280,
-            max_ep_len=280,
+            # the released experiment.py sizes the timestep table 1000 for kitchen (episodes are 280)
+            max_ep_len=1000,
             rtg_scale=1.0,
             target_returns=(5.0, 4.0, 3.0, 2.0, 1.0),
             ref_min_score=0.0,
@@ -267,24 +287,31 @@ _ATARI = {
     "qbert": ("QbertNoFrameskip-v4", 163.9, 13455.0, (14000.0,)),
     "pong": ("PongNoFrameskip-v4", -20.7, 9.3, (20.0, 10.0)),
 }
+# The paper's "medium" data is d4rl-atari's DQN-Replay epoch; Minari only has expert data for
+# these games, so it is a task of its own (<game>-expert) and never stands in for "medium".
 for _domain, (_env, _lo, _hi, _targets) in _ATARI.items():
-    register_task(
-        Task(
-            name=f"{_domain}-medium",
-            domain=_domain,
-            family="atari",
-            env_id=_env,
-            # 108k frames = 27k agent steps with frame skip 4, the standard Atari cap
-            max_episode_steps=27_000,
-            max_ep_len=4096,
-            rtg_scale=1.0,
-            target_returns=_targets,
-            ref_min_score=_lo,
-            ref_max_score=_hi,
-            discrete=True,
-            sources={"d4rl-atari": f"{_domain}-medium-v0", "minari": f"atari/{_domain}/expert-v0"},
+    for _level, _sources in (
+        ("medium", {"d4rl-atari": f"{_domain}-medium-v0"}),
+        ("expert", {"minari": f"atari/{_domain}/expert-v0"}),
+    ):
+        register_task(
+            Task(
+                name=f"{_domain}-{_level}",
+                domain=_domain,
+                family="atari",
+                env_id=_env,
+                # the released evaluation loop stops at max_timestep = 4096 agent steps (core.py);
+                # the ALE's own 108k-frame (27k-step) cap stays underneath
+                max_episode_steps=4096,
+                max_ep_len=4096,
+                rtg_scale=1.0,
+                target_returns=_targets,
+                ref_min_score=_lo,
+                ref_max_score=_hi,
+                discrete=True,
+                sources=_sources,
+            )
         )
-    )
 
 
 def paper_targets(task: str | Task, algo: str = "lamo") -> tuple[float, ...]:

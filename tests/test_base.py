@@ -9,7 +9,7 @@ import torch
 import offline_zoo as oz
 from offline_zoo.algos import AlgoConfig, ConfigError, OfflineAlgo, register_algo
 from offline_zoo.callbacks import CheckpointCallback, EvalCallback, StopTrainingOnNoImprovement
-from offline_zoo.data import TransitionSampler
+from offline_zoo.data import TransitionSampler, default_subset_seed
 from offline_zoo.testing import check_algo, tiny_dataset
 
 
@@ -96,6 +96,22 @@ def test_ratio_subsamples_whole_trajectories():
     algo = LinearBC(tiny_dataset(n_episodes=10), ratio=0.3, seed=1)
     assert algo.dataset.n_episodes == 3
     assert algo.data_info["selection_hash"] == LinearBC(tiny_dataset(n_episodes=10), ratio=0.3, seed=1).data_info["selection_hash"]
+
+
+def test_one_trajectory_subset_for_every_training_seed():
+    # the released MuJoCo/Kitchen code trains every seed on one subsampled file per (task, ratio)
+    ds = tiny_dataset(n_episodes=20)
+    runs = [LinearBC(ds, ratio=0.3, seed=seed) for seed in (0, 1, 2)]
+    assert len({r.data_info["selection_hash"] for r in runs}) == 1
+    assert [r.data_info["subsample_seed"] for r in runs] == [0, 0, 0]
+    assert not torch.equal(runs[0].model.weight, runs[1].model.weight)  # the training seed still differs
+    other = LinearBC(ds, ratio=0.3, seed=0, subset_seed=5)                # an explicit other subset
+    assert other.data_info["subsample_seed"] == 5 and other.data_info["selection_hash"] != runs[0].data_info["selection_hash"]
+    with pytest.raises(ValueError, match=r"subset_seed=-1 must be a whole number >= 0"):
+        LinearBC(ds, ratio=0.3, subset_seed=-1)
+    # the released Atari code draws its trajectories per run: the training seed
+    assert [default_subset_seed("pong-medium", s) for s in (0, 1, 2)] == [0, 1, 2]
+    assert [default_subset_seed("walker2d-medium", s) for s in (0, 1, 2)] == [0, 0, 0]
 
 
 def test_callbacks_eval_checkpoint_and_early_stop(tmp_path):

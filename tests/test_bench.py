@@ -167,8 +167,14 @@ def test_tables_2_and_3_grids():
     assert {r.label for r in atari} == {"LaMo", "DT", "Wiki-RL", "CQL", "BCQ", "NFQ", "BC"}
     brk = next(r for r in atari if r.task == "breakout-medium")
     assert (brk.protocol.steps, brk.protocol.last_steps) == (50_000, 10_000)
+    assert {r.source for r in atari} == {"d4rl-atari"}
+    assert all(r.subset_seed == r.seed for r in atari)  # Atari: a subset per run, as released
+    with pytest.raises(SuiteError, match="'breakout-medium' has no 'minari' source.*'breakout-expert'"):
+        load_suite("atari").expand(source="minari")  # Minari's expert data never stands in for medium
     mujoco = load_suite("mujoco").expand()
     assert len(mujoco) == 12 * 7 * 3
+    assert {r.subset_seed for r in mujoco} == {0}        # one subset per (task, ratio) for all seeds
+    assert RunSpec.from_dict(mujoco[1].to_dict()).run_id == mujoco[1].run_id
     assert {r.ratio for r in mujoco} == {1.0, 0.1, 0.01, 0.005}
 
 
@@ -607,7 +613,32 @@ def test_real_dt_run_resumes_exactly_from_its_checkpoint(tmp_path, monkeypatch):
     assert json.loads((run_b / "run.json").read_text())["resumed_from_step"] == 20
     curve = lambda d: [(e["step"], e["returns"]) for e in json.loads((d / "runs" / spec.dirname / "curve.json").read_text())["evaluations"]]  # noqa: E731
     assert curve(tmp_path / "a") == curve(tmp_path / "b")
+    assert json.loads((run_b / "result.json").read_text())["subset_seed"] == 0
+    seeds = [e["eval_seed"] for e in json.loads((run_b / "curve.json").read_text())["evaluations"]]
+    assert seeds == [spec.protocol.eval_seed(0, s) for s in (10, 20, 30)]  # the resumed run too
     a = OfflineAlgo.load(tmp_path / "a" / "runs" / spec.dirname / "checkpoint.zip", device="cpu")
     b = OfflineAlgo.load(run_b / "checkpoint.zip", device="cpu")
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and bool((va == vb).all()), f"{ka} differs after resuming"
+
+
+def test_each_evaluation_of_a_run_resets_on_fresh_but_reproducible_starts(tmp_path):
+    """Evaluations of one run draw different reset seeds (so different start states), fixed by the
+    run seed and the evaluation index, and recorded per evaluation in curve.json."""
+    from offline_zoo.bench.runner import execute_run
+    from offline_zoo.envs import make_env
+
+    protocol = Protocol(steps=30, eval_every=10, last_steps=20)
+    def seeds(out, seed):
+        spec = RunSpec("demo", "", "reacher2d-medium", 1.0, "Toy", "offline_zoo.testing:StepCountAlgo", seed, {}, "generated", protocol)
+        assert execute_run(spec, out)["status"] == "finished"
+        return [e["eval_seed"] for e in json.loads((out / "runs" / spec.dirname / "curve.json").read_text())["evaluations"]]
+
+    s0 = seeds(tmp_path / "a", 0)
+    assert len(set(s0)) == 3 and all(isinstance(s, int) and 0 <= s < 2**31 for s in s0)
+    assert seeds(tmp_path / "b", 0) == s0                      # deterministic given the run seed
+    assert not set(seeds(tmp_path / "c", 1)) & set(s0)         # another run seed, other starts
+    env = make_env("reacher2d-medium")
+    starts = [env.reset(seed=s)[0] for s in s0]
+    assert not np.allclose(starts[0], starts[1]) and not np.allclose(starts[1], starts[2])
+    env.close()

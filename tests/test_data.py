@@ -25,7 +25,7 @@ PAPER_TASKS = [
 
 def test_every_paper_task_is_registered():
     assert set(PAPER_TASKS) <= set(oz.list_tasks())
-    assert oz.list_tasks("atari") == ["breakout-medium", "pong-medium", "qbert-medium"]
+    assert oz.list_tasks("atari") == ["breakout-expert", "breakout-medium", "pong-expert", "pong-medium", "qbert-expert", "qbert-medium"]
 
 
 @pytest.mark.parametrize(
@@ -49,9 +49,18 @@ def test_task_fields_follow_the_paper():
     r = oz.get_task("reacher2d-medium")
     assert (r.max_ep_len, r.rtg_scale, r.target_returns, r.sources) == (100, 10.0, (76.0, 40.0), {"generated": "reacher2d-medium"})
     k = oz.get_task("kitchen-complete")
-    assert (k.max_ep_len, k.rtg_scale, k.default_source) == (280, 1.0, "minari")
+    assert (k.max_ep_len, k.rtg_scale, k.default_source) == (1000, 1.0, "minari")
     b = oz.get_task("breakout-medium")
     assert b.discrete and b.default_source == "d4rl-atari" and set(b.target_returns) == {90.0, 120.0}
+    # the released Atari evaluation stops at model.max_timestep = 4096 agent steps (core.py)
+    assert all(oz.get_task(t).max_episode_steps == oz.get_task(t).max_ep_len == 4096 for t in oz.list_tasks("atari"))
+
+
+def test_kitchen_timestep_table_is_the_released_size():
+    # released experiment.py: max_ep_len = 1000 for kitchen, while its episodes last 280 steps
+    for name in oz.list_tasks("kitchen"):
+        k = oz.get_task(name)
+        assert (k.max_ep_len, k.max_episode_steps) == (1000, 280)
 
 
 def test_normalized_score_values():
@@ -317,6 +326,17 @@ def test_batched_evaluation_matches_sequential_rollouts():
     assert result.score == pytest.approx(np.mean(result.normalized[None]))
 
 
+@pytest.mark.parametrize("game", ["breakout", "qbert", "pong"])
+def test_atari_medium_never_loads_minari_expert_data(game):
+    # Minari only has expert data for these games: it is the <game>-expert task, never "medium"
+    medium, expert = oz.get_task(f"{game}-medium"), oz.get_task(f"{game}-expert")
+    assert medium.sources == {"d4rl-atari": f"{game}-medium-v0"}
+    assert expert.sources == {"minari": f"atari/{game}/expert-v0"}
+    assert (expert.env_id, expert.ref_min_score, expert.ref_max_score) == (medium.env_id, medium.ref_min_score, medium.ref_max_score)
+    with pytest.raises(DatasetError, match=rf"task '{game}-medium' has no 'minari' source; it can be loaded from: d4rl-atari\. .*'{game}-expert' \(atari/{game}/expert-v0\)"):
+        load_dataset(f"{game}-medium", source="minari")
+
+
 def test_tiny_dataset_shapes():
     assert tiny_dataset("continuous").observation_shape == (11,)
     assert tiny_dataset("discrete").observation_shape == (4, 84, 84)
@@ -336,7 +356,7 @@ def test_minari_atari_frames_become_gray_84x84(tmp_path, monkeypatch):
         "atari/breakout/expert-v0", [buf], observation_space=gym.spaces.Box(0, 255, (210, 160, 3), np.uint8),
         action_space=gym.spaces.Discrete(4), algorithm_name="test", author="offline-zoo", author_email="-",
         description="test", code_permalink="-")
-    ds = load_dataset("breakout-medium", source="minari")
+    ds = load_dataset("breakout-expert", source="minari")
     assert ds.observations.shape == (5, 84, 84) and ds.observations.dtype == np.uint8 and ds.frame_stack == 4
     levels = ds.observations[:, 0, 0].astype(int)
     assert (np.diff(levels) > 0).all()  # frame order kept, the final (action-less) frame dropped

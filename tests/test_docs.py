@@ -233,3 +233,31 @@ def test_every_public_name_has_a_docstring_with_an_example():
 def test_readme_links_the_docs():
     readme = (ROOT / "README.md").read_text()
     assert "docs/index.md" in readme and "mkdocs" in readme
+
+
+def _tested_versions() -> dict[str, str]:
+    text = (DOCS / "installation.md").read_text()
+    table = text.split("<!-- tested-versions -->", 1)[1].split("\n\n", 1)[0]
+    rows = [line.strip("|").split("|") for line in table.strip().splitlines()[2:]]
+    return {name.strip(): version.split()[0] for name, version in rows}
+
+
+def test_tested_versions_are_stated_once_and_allowed():
+    # the versions docs/installation.md says were tested: the same in pyproject's comment, and each
+    # inside what pyproject allows (a stated version the project refuses to install would be a lie)
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    tested = _tested_versions()
+    assert {"torch", "transformers", "peft", "d3rlpy", "gymnasium"} <= set(tested)
+    text = (ROOT / "pyproject.toml").read_text()
+    comment = " ".join(line.lstrip("# ") for line in text.splitlines() if line.startswith("#"))
+    for name, version in tested.items():
+        assert f"{name} {version}" in comment, f"pyproject.toml's comment does not state {name} {version}"
+    project = tomllib.loads(text)["project"]
+    requirements = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["atari"]]
+    for req in requirements:
+        if req.name in tested:
+            assert req.specifier.contains(tested[req.name]), f"{req} excludes the tested {req.name} {tested[req.name]}"
+    assert project["requires-python"] and Requirement(f"python{project['requires-python']}").specifier.contains(tested["python"])

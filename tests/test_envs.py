@@ -232,9 +232,13 @@ def test_make_env_atari_shape_and_determinism():
     np.testing.assert_array_equal(a, rollout(5))
     env = make_env("breakout-medium")
     assert env.observation_space.shape == (4, 84, 84) and env.observation_space.dtype == np.uint8
-    assert env.spec is None or env.spec.max_episode_steps in (None, 27_000)
-    assert isinstance(env, gymnasium.wrappers.TimeLimit) and env._max_episode_steps == 27_000
+    assert env.spec is None or env.spec.max_episode_steps in (None, 4096)
+    # the released evaluation cap (core.py: `timestep < model.max_timestep`, 4096), every algorithm alike
+    assert isinstance(env, gymnasium.wrappers.TimeLimit) and env._max_episode_steps == 4096
     env.close()
+    long = make_env("breakout-medium", max_episode_steps=27_000)  # the standard 108k-frame cap, on request
+    assert long._max_episode_steps == 27_000
+    long.close()
 
 
 def test_atari_missing_extra(monkeypatch):

@@ -75,6 +75,48 @@ def test_per_task_defaults_follow_tables_6_and_7():
     assert DT(ds).config.target_returns == (3600.0, 1800.0)
 
 
+def _atari_dataset(task="breakout-medium"):
+    d = tiny_dataset("discrete", n_episodes=2, episode_len=8)
+    return Dataset.from_arrays(d.observations, d.actions, d.rewards, d.terminals, d.timeouts, task=task)
+
+
+def test_atari_lamo_has_the_released_linear_tanh_head_whatever_the_embedding():
+    # released experiment-atari/model.py: predict_action = Sequential(Linear(hidden, n_act), Tanh())
+    for embedding in ("mlp", "linear"):
+        algo = LaMo(_atari_dataset(), device="cpu", **TINY_LM, embedding=embedding)
+        head = algo.model.predict_action
+        assert algo.config.action_head == "linear"
+        assert isinstance(head, torch.nn.Sequential) and len(head) == 2, head
+        assert isinstance(head[0], torch.nn.Linear) and isinstance(head[1], torch.nn.Tanh)
+        assert (head[0].in_features, head[0].out_features) == (16, 4)
+
+
+def test_atari_lamo_defaults_are_the_released_atari_script():
+    # experiment-atari: nlp_train.co_training=0, torch.optim.AdamW (eps 1e-8), train.eval_episodes=5
+    algo = LaMo(_atari_dataset("pong-medium"), device="cpu", **TINY_LM)
+    assert (algo.config.language_loss_coef, algo.config.adam_eps, algo.config.eval_episodes) == (0.0, 1e-8, 5)
+    assert {g["eps"] for opt in algo.optimizers.values() for g in opt.param_groups} == {1e-8}
+    assert sorted(algo.learn(1, progress_bar=False).last_metrics) == ["action_loss", "loss"]  # no language loss
+    assert LaMo(tiny_dataset(), **TINY_LM).config.adam_eps == 1e-6      # MuJoCo keeps its released 1e-6
+
+
+def test_each_algorithm_is_evaluated_at_its_released_targets():
+    # Wiki-RL's released experiment.py evaluates 2 targets per env, LaMo's evaluates 4: each agent
+    # is scored at its own, so the best-target report does not favour Wiki-RL with LaMo's extra ones
+    from offline_zoo.algos.config import resolve_config
+    from offline_zoo.algos.lamo import LaMoConfig
+    from offline_zoo.algos.wikirl import WikiRLConfig
+
+    released = {"hopper": (3600.0, 1800.0), "halfcheetah": (12000.0, 6000.0), "walker2d": (5000.0, 2500.0), "reacher2d": (76.0, 40.0)}
+    for domain, targets in released.items():
+        for task in [t for t in oz.list_tasks() if oz.get_task(t).domain == domain]:
+            assert resolve_config(WikiRLConfig, "wikirl", oz.get_task(task), {}).target_returns == targets, task
+            assert resolve_config(LaMoConfig, "lamo", oz.get_task(task), {}).target_returns in (None, oz.get_task(task).target_returns)
+    algo = WikiRL(tiny_dataset(), **TINY_LM, n_clusters=4)
+    assert algo.default_targets() == (3600.0, 1800.0)
+    assert len(LaMo(tiny_dataset(), **TINY_LM).default_targets()) == 4
+
+
 @pytest.mark.parametrize("mode", ["lora", "full", "frozen"])
 def test_finetune_modes(mode):
     algo = LaMo(tiny_dataset(), **TINY_LM, finetune=mode)

@@ -29,7 +29,7 @@ import numpy as np
 import torch
 
 from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
-from ..data.dataset import Dataset, check_ratio
+from ..data.dataset import Dataset, check_ratio, default_subset_seed
 from ..data.loaders import load_dataset
 from ..devices import resolve_device
 from ..files import atomic_writer
@@ -115,8 +115,11 @@ class OfflineAlgo:
     Args:
         task_or_dataset: a task name (``"hopper-medium"``), a `Task`, or a
             `Dataset` (possibly bound to a task for evaluation and scoring).
-        ratio: fraction of trajectories kept (seeded by ``seed``), in (0, 1].
-        seed: seeds the trajectory subsample, the weights and the batch sampling.
+        ratio: fraction of trajectories kept, in (0, 1].
+        seed: seeds the weights and the batch sampling (and, on Atari, the trajectory subset).
+        subset_seed: seed of the trajectory subset; None = `default_subset_seed`: one subset
+            per (task, ratio) shared by every training seed, as the released MuJoCo/Kitchen code,
+            and the training seed on Atari, as the released Atari code.
         device: ``"auto"``, ``"cpu"``, ``"cuda"``...
         source: dataset source for a task name (``"minari"``, ``"d4rl"``, ``"d4rl-atari"``,
             ``"generated"``); None = the task's default.
@@ -171,13 +174,18 @@ class OfflineAlgo:
         device: str | torch.device = "auto",
         source: str | None = None,
         config_file: str | os.PathLike | None = None,
+        subset_seed: int | None = None,
         **config_overrides: Any,
     ):
         ratio = check_ratio(ratio)
         if isinstance(task_or_dataset, Dataset):
-            dataset = task_or_dataset if ratio == 1.0 else task_or_dataset.subsample(ratio, seed=seed)
+            if subset_seed is None:
+                subset_seed = default_subset_seed(task_or_dataset.task, seed)
+            dataset = task_or_dataset if ratio == 1.0 else task_or_dataset.subsample(ratio, seed=_seed("subset_seed", subset_seed))
         elif isinstance(task_or_dataset, (str, Task)):
-            dataset = load_dataset(task_or_dataset, ratio=ratio, seed=seed, source=source)
+            if subset_seed is None:
+                subset_seed = default_subset_seed(task_or_dataset, seed)
+            dataset = load_dataset(task_or_dataset, ratio=ratio, seed=_seed("subset_seed", subset_seed), source=source)
         else:
             raise TypeError(f"{type(self).__name__} takes a task name, a Task or a Dataset, not {type(task_or_dataset).__name__}")
         task = dataset.task
@@ -593,6 +601,13 @@ def _module_state(model):
     if isinstance(model, dict):
         return {k: m.state_dict() for k, m in model.items() if isinstance(m, torch.nn.Module)}
     return None
+
+
+def _seed(name: str, value: Any) -> int:
+    """``value`` as an int >= 0 (a seed), or a ValueError naming ``name``."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"{name}={value!r} must be a whole number >= 0 (a seed)")
+    return int(value)
 
 
 def _positive_int(name: str, value: Any) -> int:

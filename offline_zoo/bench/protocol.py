@@ -102,6 +102,35 @@ class Protocol:
         """True when an evaluation happens after gradient step ``step``."""
         return step == self.steps or (0 < step < self.steps and step % self.eval_every == 0)
 
+    def eval_seed(self, run_seed: int, step: int) -> int:
+        """Reset seed of the evaluation after gradient step ``step`` of a run seeded ``run_seed``.
+
+        Episode ``i`` of every target resets with ``eval_seed + i``. Each evaluation of a run gets
+        its own seed (fresh start states, as the released code draws them, so the evaluations
+        averaged for the score are not all on the same starts), derived from the run seed and the
+        evaluation's index in `eval_steps` only: a resumed run evaluates on the same starts.
+
+        Examples:
+            >>> p = Protocol(steps=30, eval_every=10, last_steps=20)
+            >>> seeds = [p.eval_seed(0, s) for s in p.eval_steps]
+            >>> len(set(seeds)), seeds == [p.eval_seed(0, s) for s in (10, 20, 30)]
+            (3, True)
+            >>> p.eval_seed(1, 10) != p.eval_seed(0, 10)
+            True
+            >>> p.eval_seed(0, 15)
+            Traceback (most recent call last):
+            ...
+            ValueError: step 15 is not an evaluation step of this protocol (10, 20, 30)
+        """
+        steps = self.eval_steps
+        if step not in steps:
+            shown = ", ".join(map(str, steps[:5])) + (", ..." if len(steps) > 5 else "")
+            raise ValueError(f"step {step!r} is not an evaluation step of this protocol ({shown})")
+        if isinstance(run_seed, bool) or not isinstance(run_seed, (int, np.integer)) or run_seed < 0:
+            raise ValueError(f"run_seed={run_seed!r} must be a non-negative integer")
+        # 31 bits, so that eval_seed + i stays a valid seed for every environment
+        return int(np.random.SeedSequence([int(run_seed), steps.index(step)]).generate_state(1)[0] >> 1)
+
     @property
     def window(self) -> tuple[int, int]:
         """``(lo, hi)``: evaluations at steps ``lo < step <= hi`` make the score."""

@@ -363,6 +363,15 @@ def execute_run(
         return {"status": "finished", "run_id": spec.run_id, "score": result["score"]}
 
 
+def _accepts(cls: type, name: str) -> bool:
+    import inspect
+
+    try:
+        return name in inspect.signature(cls).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S%z")
 
@@ -376,6 +385,8 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     cls = resolve_algo(spec.algo, spec.imports)
     _set_threads(threads)
     config = {**spec.config, "n_steps": protocol.steps}
+    if spec.subset_seed is not None and _accepts(cls, "subset_seed"):  # a plugin may draw its own data
+        config["subset_seed"] = spec.subset_seed
     algo = cls(spec.task, ratio=spec.ratio, seed=spec.seed, source=spec.source, device=device, **config)
     _set_threads(threads)  # torch may only have been imported by the constructor
     curve: list[dict] = []
@@ -399,7 +410,6 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     info.update(config=_config_dict(getattr(algo, "config", config)), data=data_info, host=environment_info()["host"])
     atomic_write_json(run_dir / RUN_FILE, info)
 
-    eval_seed = 1000 * int(spec.seed)
     train_s = float(info.get("train_s", 0.0))
     eval_s = 0.0
     last_emit = [0.0]
@@ -420,17 +430,17 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         if int(algo.num_steps) != target:
             raise RuntimeError(f"{type(algo).__name__}.learn stopped at step {algo.num_steps} instead of {target}")
         te = time.time()
-        entry = _evaluate(algo, protocol, eval_seed)
+        entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, target))
         eval_s += time.time() - te
         curve.append({"step": target, **entry, "eval_s": round(time.time() - te, 3)})
-        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+        atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
         algo.save(ckpt)
         emit({"type": "progress", "run_id": spec.run_id, "step": target, "total": protocol.steps, "score": entry.get("score")})
 
     if not curve or int(curve[-1]["step"]) != protocol.steps:  # resumed after the last evaluation was dropped
-        entry = _evaluate(algo, protocol, eval_seed)
+        entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, protocol.steps))
         curve.append({"step": protocol.steps, **entry})
-        atomic_write_json(run_dir / CURVE_FILE, {"run_id": spec.run_id, "protocol": protocol.to_dict(), "eval_seed": eval_seed, "evaluations": curve})
+        atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
     scores = score_run(curve, protocol)
     result = {
         "run_id": spec.run_id,
@@ -443,6 +453,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         **scores,
         "protocol": protocol.to_dict(),
         "source": data_info.get("source", spec.source),
+        "subset_seed": data_info.get("subsample_seed", config.get("subset_seed")),
         "selection_hash": data_info.get("selection_hash"),
         "steps_trained": int(algo.num_steps),
     }
@@ -461,7 +472,13 @@ def _evaluate(algo, protocol, eval_seed: int) -> dict[str, Any]:
     result = algo.evaluate(n_episodes=protocol.eval_episodes, seed=eval_seed)
     d = result.to_dict() if hasattr(result, "to_dict") else dict(result)
     d.pop("task", None)
-    return jsonable(d)
+    d.pop("seed", None)
+    # episode i of every target was reset with eval_seed + i (Protocol.eval_seed)
+    return jsonable({"eval_seed": eval_seed, **d})
+
+
+def _curve_file(spec: RunSpec, curve: list[dict]) -> dict[str, Any]:
+    return {"run_id": spec.run_id, "protocol": spec.protocol.to_dict(), "evaluations": curve}
 
 
 # -- a suite ---------------------------------------------------------------------------------------

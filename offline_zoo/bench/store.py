@@ -7,7 +7,7 @@
       .lock                      held (flock) by the zoo-bench process working on OUT
       runs/<task>__r<ratio>__<algo>__s<seed>__<run id>/
         run.json                 status, resolved config, data provenance, versions, host, timings
-        curve.json               every evaluation (step, per-target normalized scores and returns)
+        curve.json               every evaluation (step, reset seed, per-target normalized scores and returns)
         checkpoint.zip           the algorithm at the last evaluation (algo.save)
         result.json              the run's scores; its presence means "finished"
         worker.log               the run's stdout/stderr

@@ -56,6 +56,7 @@ from typing import Any, Iterable, Mapping, Sequence
 
 import yaml
 
+from ..data.dataset import default_subset_seed
 from ..tasks import get_task
 from .protocol import TARGET_SELECTIONS, Protocol
 
@@ -591,7 +592,7 @@ class Suite:
             src = source or row.source or self.source or get_task(row.task).default_source
             task = get_task(row.task)
             if src not in task.sources:
-                raise SuiteError(f"task {row.task!r} has no {src!r} source; it can be loaded from: {', '.join(task.sources)}")
+                raise SuiteError(task.missing_source_message(src))
             space = "discrete" if task.discrete else "continuous"
             for label in labels:
                 if row.algos is not None and label not in row.algos:
@@ -604,7 +605,8 @@ class Suite:
                     )
                 config = {**a.config, **row.config.get("*", {}), **row.config.get(label, {}), **overrides.get(label, {})}
                 for seed in seeds:
-                    runs.append(RunSpec(self.name, row.group, row.task, row.ratio, label, a.algo, int(seed), config, src, protocol, tuple(self.imports)))
+                    runs.append(RunSpec(self.name, row.group, row.task, row.ratio, label, a.algo, int(seed), config, src, protocol,
+                                        tuple(self.imports), default_subset_seed(task, int(seed))))
         return runs
 
     def _labels_of(self, want: str) -> list[str]:
@@ -734,10 +736,13 @@ class RunSpec:
     source: str
     protocol: Protocol
     imports: tuple[str, ...] = ()
+    #: seed of the trajectory subset (`default_subset_seed` in suites: shared by the training
+    #: seeds except on Atari); None: the algorithm's own default
+    subset_seed: int | None = None
 
     def identity(self) -> dict[str, Any]:
         """The fields hashed into ``run_id``."""
-        return {
+        out = {
             "suite": self.suite,
             "task": self.task,
             "ratio": float(self.ratio),
@@ -748,6 +753,9 @@ class RunSpec:
             "source": self.source,
             "protocol": self.protocol.to_dict(),
         }
+        if self.subset_seed is not None:  # runs on another subset are other runs
+            out["subset_seed"] = int(self.subset_seed)
+        return out
 
     @property
     def run_id(self) -> str:
@@ -775,6 +783,7 @@ class RunSpec:
         return cls(
             d["suite"], d.get("group", ""), d["task"], float(d["ratio"]), d["label"], d["algo"], int(d["seed"]),
             dict(d.get("config") or {}), d["source"], Protocol.from_dict(d["protocol"]), tuple(d.get("imports") or ()),
+            None if d.get("subset_seed") is None else int(d["subset_seed"]),
         )
 
     def __eq__(self, other) -> bool:

@@ -1,6 +1,6 @@
 """Datasets: the episode representation, loaders by task name, batch samplers."""
 
-from .dataset import Dataset, DatasetError, Episode, check_ratio, split_episodes
+from .dataset import Dataset, DatasetError, Episode, check_ratio, default_subset_seed, split_episodes
 from .loaders import SOURCES, DataUnavailableError, data_home, dataset_from_minari, load_dataset
 from .samplers import TransitionSampler, WindowSampler, returns_to_go
 
@@ -9,6 +9,7 @@ __all__ = [
     "DatasetError",
     "Episode",
     "check_ratio",
+    "default_subset_seed",
     "split_episodes",
     "SOURCES",
     "DataUnavailableError",

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..tasks import Task, get_task
 
-__all__ = ["Episode", "Dataset", "DatasetError", "split_episodes"]
+__all__ = ["Episode", "Dataset", "DatasetError", "split_episodes", "default_subset_seed"]
 
 
 class DatasetError(ValueError):
@@ -389,6 +389,26 @@ class Dataset:
 
     def __repr__(self) -> str:
         return f"Dataset(name={self.name!r}, source={self.source!r}, episodes={self.n_episodes}, steps={self.n_steps}, obs={self.observation_shape}, discrete={self.discrete})"
+
+
+def default_subset_seed(task: Task | str | None, seed: int) -> int:
+    """Seed of the trajectory subset a run with training seed ``seed`` trains on, by default.
+
+    The released MuJoCo/Kitchen code writes one subsampled file per (task, ratio) and trains every
+    seed on it, so every non-Atari task shares one subset (seed 0) across training seeds; the
+    released Atari code draws its trajectories per run, so Atari uses the training seed. Pass
+    ``subset_seed=`` to an algorithm (or ``load_dataset(..., seed=)``) to choose otherwise.
+
+    Examples:
+        >>> default_subset_seed("hopper-medium", 2), default_subset_seed("kitchen-partial", 1)
+        (0, 0)
+        >>> default_subset_seed("breakout-medium", 2), default_subset_seed(None, 2)
+        (2, 0)
+    """
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise DatasetError(f"seed={seed!r} must be an integer")
+    t = get_task(task) if task is not None else None
+    return int(seed) if t is not None and t.family == "atari" else 0
 
 
 def check_ratio(ratio) -> float:

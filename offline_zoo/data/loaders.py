@@ -128,10 +128,7 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
     if src not in SOURCES:
         raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
     if src not in task.sources:
-        raise DatasetError(
-            f"task {task.name!r} has no {src!r} source; it can be loaded from: "
-            + (", ".join(task.sources) or "nowhere (it has no sources: pass its data as a Dataset)")
-        )
+        raise DatasetError(task.missing_source_message(src))
     loader = {"minari": load_minari, "d4rl": load_d4rl_hdf5, "d4rl-atari": load_d4rl_atari, "generated": load_generated}[src]
     full = loader(task, **kwargs)
     return full.subsample(ratio, seed=seed)

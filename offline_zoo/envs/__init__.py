@@ -17,7 +17,8 @@ kitchen    ``FrankaKitchen-v1`` of gymnasium-robotics (extra ``kitchen``) with
            step, so the return is the number of sub-tasks completed (the score, 0..4).
 atari      ALE ``{Game}NoFrameskip-v4`` + ``AtariPreprocessing`` (frame skip 4, up to 30 no-ops,
            84x84 grayscale, no terminal on life loss, uint8) + a stack of 4 frames: observations
-           are uint8 arrays of shape (4, 84, 84), channel first (extra ``atari``).
+           are uint8 arrays of shape (4, 84, 84), channel first (extra ``atari``); TimeLimit
+           ``task.max_episode_steps`` (4096 agent steps, the released LaMo evaluation cap).
 gymnasium  any other environment: ``gymnasium.make(task.env_id, **task.env_kwargs)``, TimeLimit
            ``task.max_episode_steps``; for tasks of your own (the algorithms' per-task YAML
            files have no section for it, so their ``default`` values apply).
