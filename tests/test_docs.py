@@ -142,8 +142,7 @@ def test_every_tutorial_is_in_the_nav():
         assert f"tutorials/{path.name}" in nav, f"{path.name} is not in mkdocs.yml's nav"
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs(path, tmp_path):
+def _run_page(path: Path, tmp_path: Path) -> None:
     tutorial = parse_tutorial(path)
     assert tutorial.runnable(), f"{path.name} has no runnable code"
     script = tutorial_script(tutorial)
@@ -163,6 +162,21 @@ def test_tutorial_runs(path, tmp_path):
         [sys.executable, "-c", script], cwd=work, env=env, capture_output=True, text=True, timeout=600
     )
     assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
+
+
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs(path, tmp_path):
+    _run_page(path, tmp_path)
+
+
+# The front pages' snippets run as written (at tiny scale through the same directives), or carry a
+# `test: skip` that says why they cannot (a network, an install, a server).
+FRONT_PAGES = [ROOT / "README.md", DOCS / "index.md"]
+
+
+@pytest.mark.parametrize("path", FRONT_PAGES, ids=["README", "docs-index"])
+def test_front_page_snippets_run(path, tmp_path):
+    _run_page(path, tmp_path)
 
 
 def test_docs_build_strict(tmp_path):
