@@ -551,11 +551,17 @@ def test_resume_after_sigkill_loses_nothing_and_runs_nothing_twice(plugin_path):
 
 def test_ray_executor_runs_a_tiny_suite(plugin_path):
     ray = pytest.importorskip("ray")
-    from offline_zoo.bench.executors import RayExecutor
+    from offline_zoo.bench.executors import RayExecutor, RayStartError, loopback_problem, start_ray
     from offline_zoo.bench.runner import run_suite
 
+    problem = loopback_problem()
+    if problem is not None:
+        pytest.skip(f"a local Ray instance cannot start here: {problem}")
     suite_file = _fake_suite(plugin_path, seeds=(0,))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit PYTHONPATH
+    try:  # workers inherit PYTHONPATH
+        start_ray(ray, num_cpus=2, include_dashboard=False, log_to_driver=False, timeout=120)
+    except RayStartError as e:
+        pytest.skip(f"a local Ray instance cannot start here: {e}")
     try:
         res = run_suite(load_suite(suite_file), plugin_path / "out", executor=RayExecutor(cpus_per_run=1), progress=False, say=lambda m: None)
     finally:
@@ -563,6 +569,76 @@ def test_ray_executor_runs_a_tiny_suite(plugin_path):
     assert res.ok and len(res.finished) == 4
     results = [json.loads(p.read_text()) for p in (plugin_path / "out" / "runs").glob("*/result.json")]
     assert sorted(r["label"] for r in results) == ["DT", "DT", "LaMo", "LaMo"]
+
+
+class _StuckRay:
+    """A stand-in for the ray module whose init never returns (Ray retrying an unreachable GCS)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error, self.calls = error, []
+        import threading
+
+        self.release = threading.Event()
+
+    def init(self, address=None, **kwargs):
+        self.calls.append((address, kwargs))
+        if self.error is not None:
+            raise self.error
+        self.release.wait(60)
+
+    def is_initialized(self):
+        return False
+
+
+def test_ray_start_gives_up_with_a_clear_message(monkeypatch, capsys, plugin_path):
+    from offline_zoo.bench import executors
+    from offline_zoo.bench.executors import RayStartError, start_ray
+
+    # loopback down (as in a fresh network namespace): no local Ray instance is even tried
+    monkeypatch.setattr(executors, "loopback_problem", lambda: "TCP on the loopback interface (127.0.0.1) does not work here: down")
+    fake = _StuckRay()
+    with pytest.raises(RayStartError, match="cannot start a local Ray instance: TCP on the loopback.*--executor local"):
+        start_ray(fake)
+    assert fake.calls == []
+    # zoo-bench says so and exits 2 instead of hanging
+    monkeypatch.setattr(executors, "_import_ray", lambda: fake)
+    assert bench_main(["--suite", str(_fake_suite(plugin_path, seeds=(0,))), "--out", str(plugin_path / "o"),
+                       "--executor", "ray", "--no-progress"]) == 2
+    assert "cannot start a local Ray instance" in capsys.readouterr().err
+    # an init that keeps retrying is abandoned at the deadline; one that fails is reported
+    monkeypatch.setattr(executors, "loopback_problem", lambda: None)
+    t0 = time.monotonic()
+    with pytest.raises(RayStartError, match=r"could not join the Ray cluster at 10\.0\.0\.1:6379 within 0\.5 s"):
+        start_ray(fake, "10.0.0.1:6379", timeout=0.5)
+    assert time.monotonic() - t0 < 5 and fake.calls[-1][0] == "10.0.0.1:6379"
+    fake.release.set()
+    with pytest.raises(RayStartError, match="could not start a local Ray instance: ConnectionError: no GCS"):
+        start_ray(_StuckRay(ConnectionError("no GCS")), timeout=5)
+    monkeypatch.setenv("OFFLINE_ZOO_RAY_START_TIMEOUT", "soon")
+    with pytest.raises(RayStartError, match="OFFLINE_ZOO_RAY_START_TIMEOUT='soon' is not a number"):
+        start_ray(fake)
+
+
+def test_ray_start_stops_on_ctrl_c():
+    """SIGINT while ray.init retries: KeyboardInterrupt in the caller, promptly."""
+    code = textwrap.dedent("""
+        import os, signal, threading, time
+        from offline_zoo.bench import executors
+        class Stuck:
+            def init(self, address=None, **kw):
+                threading.Event().wait(60)
+        executors.loopback_problem = lambda: None
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            executors.start_ray(Stuck(), timeout=60)
+        except KeyboardInterrupt:
+            print(f"interrupted after {time.monotonic() - t0:.1f} s")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("interrupted after") and float(proc.stdout.split()[2]) < 5
 
 
 def test_remote_run_without_shared_storage_returns_its_files(plugin_path):
