@@ -687,3 +687,23 @@ def test_real_dt_run_resumes_exactly_from_its_checkpoint(tmp_path, monkeypatch):
     b = OfflineAlgo.load(run_b / "checkpoint.zip", device="cpu")
     for (ka, va), (kb, vb) in zip(a.model.state_dict().items(), b.model.state_dict().items()):
         assert ka == kb and bool((va == vb).all()), f"{ka} differs after resuming"
+
+
+def test_suite_progress_keeps_step_counts_on_an_80_column_terminal():
+    import io
+
+    from rich.console import Console
+
+    from offline_zoo.bench.progress import _suite_progress
+
+    for width in (60, 80, 120):
+        buf = io.StringIO()
+        console = Console(file=buf, width=width, color_system=None)
+        p = _suite_progress(console)
+        p.add_task("[bold]ablation-language-loss[/bold]: 3 done · 2 running · 40 queued", total=45, completed=3, info="")
+        run = p.add_task("  kitchen-partial-v0 0.01 LaMo (random corpus) s2", total=100_000, info="")
+        p.update(run, completed=12_345, info="score 12.3")
+        console.print(p.get_renderable())
+        lines = buf.getvalue().splitlines()
+        assert len(lines) == 2 and all(len(line) <= width for line in lines), lines
+        assert "3/45" in lines[0] and "12345/100000" in lines[1] and "score 12.3" in lines[1], lines

@@ -191,6 +191,7 @@ def test_docs_build_strict(tmp_path):
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed ({shlex.join(cmd)}):\n{proc.stderr[-8000:]}"
     site = tmp_path / "site"
+    assert not list(site.rglob("*.py")), "a Python file (e.g. the mkdocs hook) was copied into the site"
     for page in ("index.html", "cli/index.html", "reference/algorithms/index.html", "tutorials/quickstart/index.html"):
         assert (site / page).is_file(), page
     # the CLI page holds the parsers' real help, the reference the real docstrings

@@ -86,14 +86,23 @@ def test_offline_uncached_hub_name_fails_fast_with_fix(offline):
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"offline failure took {elapsed:.2f} s"
     message = str(err.value)
-    for hint in ("HF_HOME", "save_pretrained", "embedded", "pretrained=False", "network"):
+    for hint in ("HF_HOME", "save_pretrained", 'lm="embedded"', "pretrained=False", "network"):
         assert hint in message, f"{hint!r} missing from: {message}"
     assert isinstance(err.value, OSError)
 
 
+def test_loading_a_model_from_disk_prints_no_progress_bar(capfd):
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    load_language_model("embedded")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() == before  # scoped: nothing switched off for good
+
+
 def test_offline_uncached_tokenizer_fails_fast(offline):
     start = time.perf_counter()
-    with pytest.raises(LanguageModelNotAvailableError, match="HF_HOME"):
+    with pytest.raises(LanguageModelNotAvailableError, match='(?s)HF_HOME.*tokenizer="embedded"'):
         load_tokenizer(UNCACHED)
     assert time.perf_counter() - start < 2.0
 
