@@ -707,3 +707,46 @@ def test_suite_progress_keeps_step_counts_on_an_80_column_terminal():
         lines = buf.getvalue().splitlines()
         assert len(lines) == 2 and all(len(line) <= width for line in lines), lines
         assert "3/45" in lines[0] and "12345/100000" in lines[1] and "score 12.3" in lines[1], lines
+
+
+def test_plots_shade_a_spread_only_over_several_seeds_and_name_the_ratio(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from matplotlib.collections import PolyCollection
+
+    from offline_zoo.bench import plots
+    from offline_zoo.bench.report import build_report
+    from offline_zoo.testing import write_demo_results
+
+    figures = []
+
+    def keep(fig, path):
+        figures.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    specs = write_demo_results(tmp_path / "two")  # seeds 0 and 1
+    one = tmp_path / "one"
+    shutil.copytree(tmp_path / "two", one)
+    for spec in specs:
+        if spec.seed == 1:
+            shutil.rmtree(one / "runs" / spec.dirname)
+
+    def texts(fig):
+        bands = sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+        return fig._suptitle.get_text(), [ax.get_title() for ax in fig.axes if ax.get_title()], bands
+
+    for out, n in ((tmp_path / "two", 2), (one, 1)):
+        report = build_report(out)
+        figures.clear()
+        plots.plot_learning_curves(report, "reacher2d-medium", tmp_path / "c.png")
+        plots.plot_score_vs_ratio(report, tmp_path / "s.png")
+        (curves_title, panels, curve_bands), (ratio_title, _, ratio_bands) = texts(figures[0]), texts(figures[1])
+        assert panels == ["reacher2d-medium, ratio 0.1", "reacher2d-medium, ratio 1.0"]
+        if n == 1:
+            assert "std" not in curves_title and "1 seed" in curves_title and curve_bands == 0
+            assert "std" not in ratio_title and ratio_bands == 0
+        else:
+            assert "mean ± 0.5 std over 2 seeds" in curves_title and curve_bands == 4  # 2 ratios x 2 algos
+            assert "over 2 seeds" in ratio_title and ratio_bands == 2
