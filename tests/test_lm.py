@@ -517,7 +517,11 @@ def test_default_corpus_works_on_a_default_install_and_bad_corpora_fail_at_const
     # so does a corpus path that does not exist
     with pytest.raises(FileNotFoundError, match="corpus='path/to/text'.*does not exist.*Allowed: 'embedded'"):
         LaMo(tiny_dataset(), lm="embedded", corpus="path/to/text", **small)
-    # no language loss, no corpus needed (Wiki-RL's L_LM is off by default)
+    # no language loss, no corpus needed and no warning (Wiki-RL's L_LM is off by default)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert WikiRL(tiny_dataset(), lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, n_clusters=8,
+                      **{k: v for k, v in small.items() if k != "lora_rank"}).config.corpus is None
     WikiRL(tiny_dataset(), lm="embedded", corpus="path/to/text", n_clusters=8,
            **{k: v for k, v in small.items() if k != "lora_rank"})
     LaMo(tiny_dataset(), lm="embedded", corpus="path/to/text", language_loss_coef=0.0, **small)

@@ -49,7 +49,8 @@ class LMBackedConfig(SequenceConfig):
         corpus: ``"wikitext-103"`` (downloaded via ``datasets``), ``"embedded"`` (the WikiText-2
             excerpt shipped with the package), a text file or directory, or ``"random"``; None:
             ``"embedded"`` with ``lm="embedded"``, else ``"wikitext-103"`` where ``datasets`` is
-            installed and ``"embedded"`` (with a warning) where it is not (`LMBackedAlgo.corpus_default`).
+            installed and ``"embedded"`` (with a warning) where it is not (`LMBackedAlgo.corpus_default`);
+            the agent records its choice here (and leaves None when no language loss reads a corpus).
         tokenizer: tokenizer name or directory (None: the LM's own, from its directory even with
             ``pretrained=False``; GPT-2's for a hub name with ``pretrained=False``).
         lm_batch_size: token blocks per step of the language losses.
@@ -128,12 +129,12 @@ class LMBackedAlgo(SequenceAlgo):
 
     def _build(self) -> None:
         super()._build()
-        if self.restoring:  # a loaded agent keeps its saved corpus and loads it on first use
+        if self.restoring or not self._uses_corpus():  # a loaded agent loads its saved corpus on first use
             return
-        self.config.corpus = self.corpus_default(self.config.lm) if self.config.corpus is None else self.config.corpus
-        if self._uses_corpus():
-            # load it now: a missing file or an unreachable WikiText-103 fails here, not at the first step
-            self._language_corpus()
+        if self.config.corpus is None:  # recorded, so that saved agents and reports say which corpus ran
+            self.config.corpus = self.corpus_default(self.config.lm)
+        # load it now: a missing file or an unreachable WikiText-103 fails here, not at the first step
+        self._language_corpus()
 
     def _uses_corpus(self) -> bool:
         """Whether a language loss reads the corpus (subclasses: False when their coefficient is 0)."""

@@ -215,7 +215,7 @@ def _how_to_get(what: str, name: str, reason: str) -> str:
         f"  3. pass a local directory written by save_pretrained, e.g. "
         f"{fn}('/path/to/{name.split('/')[-1]}'){extra};\n"
         f"  4. use the tiny LM embedded in offline-zoo: {arg}=\"embedded\" (e.g. "
-        f"LaMo(..., {arg}=\"embedded\"); {fn}('embedded') here; GPT-2 vocabulary and tokenizer), or "
+        f"LaMo(..., {arg}=\"embedded\"), or {fn}('embedded'); GPT-2 vocabulary and tokenizer), or "
         "pretrained=False for a randomly initialised model of the same architecture."
     )
 
