@@ -186,3 +186,22 @@ def test_a_model_of_a_task_of_ones_own_loads_where_the_task_is_not_registered(tm
     loaded = OfflineAlgo.load(path)
     assert loaded.task == mine and asdict(oz.get_task("my-hopper-test")) == asdict(mine)
     assert loaded.task.normalized_score(mine.ref_max_score) == pytest.approx(100.0)
+
+
+def test_progress_bar_keeps_the_step_count_on_an_80_column_terminal():
+    import io
+
+    from rich.console import Console
+
+    from offline_zoo.algos.base import _progress
+
+    for width in (60, 80, 120):
+        buf = io.StringIO()
+        console = Console(file=buf, width=width, color_system=None)
+        p = _progress("TD3PlusBC", 100_000, console=console)
+        task = p.add_task("TD3PlusBC", total=100_000, info="")
+        p.update(task, completed=12_345, info="critic_loss 0.1234 actor_loss -2.345 alpha 0.5 | score 12.3")
+        console.print(p.get_renderable())
+        line = buf.getvalue().rstrip("\n")
+        assert "12345/100000" in line and "TD3PlusBC" in line and "0:00:00" in line, line
+        assert len(line) <= width, line

@@ -557,11 +557,17 @@ def test_resume_after_sigkill_loses_nothing_and_runs_nothing_twice(plugin_path):
 
 def test_ray_executor_runs_a_tiny_suite(plugin_path):
     ray = pytest.importorskip("ray")
-    from offline_zoo.bench.executors import RayExecutor
+    from offline_zoo.bench.executors import RayExecutor, RayStartError, loopback_problem, start_ray
     from offline_zoo.bench.runner import run_suite
 
+    problem = loopback_problem()
+    if problem is not None:
+        pytest.skip(f"a local Ray instance cannot start here: {problem}")
     suite_file = _fake_suite(plugin_path, seeds=(0,))
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)  # workers inherit PYTHONPATH
+    try:  # workers inherit PYTHONPATH
+        start_ray(ray, num_cpus=2, include_dashboard=False, log_to_driver=False, timeout=120)
+    except RayStartError as e:
+        pytest.skip(f"a local Ray instance cannot start here: {e}")
     try:
         res = run_suite(load_suite(suite_file), plugin_path / "out", executor=RayExecutor(cpus_per_run=1), progress=False, say=lambda m: None)
     finally:
@@ -569,6 +575,76 @@ def test_ray_executor_runs_a_tiny_suite(plugin_path):
     assert res.ok and len(res.finished) == 4
     results = [json.loads(p.read_text()) for p in (plugin_path / "out" / "runs").glob("*/result.json")]
     assert sorted(r["label"] for r in results) == ["DT", "DT", "LaMo", "LaMo"]
+
+
+class _StuckRay:
+    """A stand-in for the ray module whose init never returns (Ray retrying an unreachable GCS)."""
+
+    def __init__(self, error: BaseException | None = None):
+        self.error, self.calls = error, []
+        import threading
+
+        self.release = threading.Event()
+
+    def init(self, address=None, **kwargs):
+        self.calls.append((address, kwargs))
+        if self.error is not None:
+            raise self.error
+        self.release.wait(60)
+
+    def is_initialized(self):
+        return False
+
+
+def test_ray_start_gives_up_with_a_clear_message(monkeypatch, capsys, plugin_path):
+    from offline_zoo.bench import executors
+    from offline_zoo.bench.executors import RayStartError, start_ray
+
+    # loopback down (as in a fresh network namespace): no local Ray instance is even tried
+    monkeypatch.setattr(executors, "loopback_problem", lambda: "TCP on the loopback interface (127.0.0.1) does not work here: down")
+    fake = _StuckRay()
+    with pytest.raises(RayStartError, match="cannot start a local Ray instance: TCP on the loopback.*--executor local"):
+        start_ray(fake)
+    assert fake.calls == []
+    # zoo-bench says so and exits 2 instead of hanging
+    monkeypatch.setattr(executors, "_import_ray", lambda: fake)
+    assert bench_main(["--suite", str(_fake_suite(plugin_path, seeds=(0,))), "--out", str(plugin_path / "o"),
+                       "--executor", "ray", "--no-progress"]) == 2
+    assert "cannot start a local Ray instance" in capsys.readouterr().err
+    # an init that keeps retrying is abandoned at the deadline; one that fails is reported
+    monkeypatch.setattr(executors, "loopback_problem", lambda: None)
+    t0 = time.monotonic()
+    with pytest.raises(RayStartError, match=r"could not join the Ray cluster at 10\.0\.0\.1:6379 within 0\.5 s"):
+        start_ray(fake, "10.0.0.1:6379", timeout=0.5)
+    assert time.monotonic() - t0 < 5 and fake.calls[-1][0] == "10.0.0.1:6379"
+    fake.release.set()
+    with pytest.raises(RayStartError, match="could not start a local Ray instance: ConnectionError: no GCS"):
+        start_ray(_StuckRay(ConnectionError("no GCS")), timeout=5)
+    monkeypatch.setenv("OFFLINE_ZOO_RAY_START_TIMEOUT", "soon")
+    with pytest.raises(RayStartError, match="OFFLINE_ZOO_RAY_START_TIMEOUT='soon' is not a number"):
+        start_ray(fake)
+
+
+def test_ray_start_stops_on_ctrl_c():
+    """SIGINT while ray.init retries: KeyboardInterrupt in the caller, promptly."""
+    code = textwrap.dedent("""
+        import os, signal, threading, time
+        from offline_zoo.bench import executors
+        class Stuck:
+            def init(self, address=None, **kw):
+                threading.Event().wait(60)
+        executors.loopback_problem = lambda: None
+        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
+        t0 = time.monotonic()
+        try:
+            executors.start_ray(Stuck(), timeout=60)
+        except KeyboardInterrupt:
+            print(f"interrupted after {time.monotonic() - t0:.1f} s")
+    """)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.startswith("interrupted after") and float(proc.stdout.split()[2]) < 5
 
 
 def test_remote_run_without_shared_storage_returns_its_files(plugin_path):
@@ -642,3 +718,66 @@ def test_each_evaluation_of_a_run_resets_on_fresh_but_reproducible_starts(tmp_pa
     starts = [env.reset(seed=s)[0] for s in s0]
     assert not np.allclose(starts[0], starts[1]) and not np.allclose(starts[1], starts[2])
     env.close()
+
+
+def test_suite_progress_keeps_step_counts_on_an_80_column_terminal():
+    import io
+
+    from rich.console import Console
+
+    from offline_zoo.bench.progress import _suite_progress
+
+    for width in (60, 80, 120):
+        buf = io.StringIO()
+        console = Console(file=buf, width=width, color_system=None)
+        p = _suite_progress(console)
+        p.add_task("[bold]ablation-language-loss[/bold]: 3 done · 2 running · 40 queued", total=45, completed=3, info="")
+        run = p.add_task("  kitchen-partial-v0 0.01 LaMo (random corpus) s2", total=100_000, info="")
+        p.update(run, completed=12_345, info="score 12.3")
+        console.print(p.get_renderable())
+        lines = buf.getvalue().splitlines()
+        assert len(lines) == 2 and all(len(line) <= width for line in lines), lines
+        assert "3/45" in lines[0] and "12345/100000" in lines[1] and "score 12.3" in lines[1], lines
+
+
+def test_plots_shade_a_spread_only_over_several_seeds_and_name_the_ratio(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    import shutil
+
+    from matplotlib.collections import PolyCollection
+
+    from offline_zoo.bench import plots
+    from offline_zoo.bench.report import build_report
+    from offline_zoo.testing import write_demo_results
+
+    figures = []
+
+    def keep(fig, path):
+        figures.append(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", keep)
+    specs = write_demo_results(tmp_path / "two")  # seeds 0 and 1
+    one = tmp_path / "one"
+    shutil.copytree(tmp_path / "two", one)
+    for spec in specs:
+        if spec.seed == 1:
+            shutil.rmtree(one / "runs" / spec.dirname)
+
+    def texts(fig):
+        bands = sum(isinstance(c, PolyCollection) for ax in fig.axes for c in ax.collections)
+        return fig._suptitle.get_text(), [ax.get_title() for ax in fig.axes if ax.get_title()], bands
+
+    for out, n in ((tmp_path / "two", 2), (one, 1)):
+        report = build_report(out)
+        figures.clear()
+        plots.plot_learning_curves(report, "reacher2d-medium", tmp_path / "c.png")
+        plots.plot_score_vs_ratio(report, tmp_path / "s.png")
+        (curves_title, panels, curve_bands), (ratio_title, _, ratio_bands) = texts(figures[0]), texts(figures[1])
+        assert panels == ["reacher2d-medium, ratio 0.1", "reacher2d-medium, ratio 1.0"]
+        if n == 1:
+            assert "std" not in curves_title and "1 seed" in curves_title and curve_bands == 0
+            assert "std" not in ratio_title and ratio_bands == 0
+        else:
+            assert "mean ± 0.5 std over 2 seeds" in curves_title and curve_bands == 4  # 2 ratios x 2 algos
+            assert "over 2 seeds" in ratio_title and ratio_bands == 2

@@ -142,8 +142,7 @@ def test_every_tutorial_is_in_the_nav():
         assert f"tutorials/{path.name}" in nav, f"{path.name} is not in mkdocs.yml's nav"
 
 
-@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
-def test_tutorial_runs(path, tmp_path):
+def _run_page(path: Path, tmp_path: Path) -> None:
     tutorial = parse_tutorial(path)
     assert tutorial.runnable(), f"{path.name} has no runnable code"
     script = tutorial_script(tutorial)
@@ -165,6 +164,21 @@ def test_tutorial_runs(path, tmp_path):
     assert proc.returncode == 0, f"{path.name} failed:\n{proc.stdout[-6000:]}\n{proc.stderr[-6000:]}"
 
 
+@pytest.mark.parametrize("path", TUTORIALS, ids=[p.stem for p in TUTORIALS])
+def test_tutorial_runs(path, tmp_path):
+    _run_page(path, tmp_path)
+
+
+# The front pages' snippets run as written (at tiny scale through the same directives), or carry a
+# `test: skip` that says why they cannot (a network, an install, a server).
+FRONT_PAGES = [ROOT / "README.md", DOCS / "index.md"]
+
+
+@pytest.mark.parametrize("path", FRONT_PAGES, ids=["README", "docs-index"])
+def test_front_page_snippets_run(path, tmp_path):
+    _run_page(path, tmp_path)
+
+
 def test_docs_build_strict(tmp_path):
     pytest.importorskip("mkdocs", reason="the docs extra is not installed: pip install -e '.[docs]'")
     pytest.importorskip("mkdocstrings", reason="the docs extra is not installed: pip install -e '.[docs]'")
@@ -177,6 +191,7 @@ def test_docs_build_strict(tmp_path):
     )
     assert proc.returncode == 0, f"mkdocs build --strict failed ({shlex.join(cmd)}):\n{proc.stderr[-8000:]}"
     site = tmp_path / "site"
+    assert not list(site.rglob("*.py")), "a Python file (e.g. the mkdocs hook) was copied into the site"
     for page in ("index.html", "cli/index.html", "reference/algorithms/index.html", "tutorials/quickstart/index.html"):
         assert (site / page).is_file(), page
     # the CLI page holds the parsers' real help, the reference the real docstrings

@@ -86,14 +86,23 @@ def test_offline_uncached_hub_name_fails_fast_with_fix(offline):
     elapsed = time.perf_counter() - start
     assert elapsed < 2.0, f"offline failure took {elapsed:.2f} s"
     message = str(err.value)
-    for hint in ("HF_HOME", "save_pretrained", "embedded", "pretrained=False", "network"):
+    for hint in ("HF_HOME", "save_pretrained", 'lm="embedded"', "pretrained=False", "network"):
         assert hint in message, f"{hint!r} missing from: {message}"
     assert isinstance(err.value, OSError)
 
 
+def test_loading_a_model_from_disk_prints_no_progress_bar(capfd):
+    from transformers.utils import logging as hf_logging
+
+    before = hf_logging.is_progress_bar_enabled()
+    load_language_model("embedded")
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled() == before  # scoped: nothing switched off for good
+
+
 def test_offline_uncached_tokenizer_fails_fast(offline):
     start = time.perf_counter()
-    with pytest.raises(LanguageModelNotAvailableError, match="HF_HOME"):
+    with pytest.raises(LanguageModelNotAvailableError, match='(?s)HF_HOME.*tokenizer="embedded"'):
         load_tokenizer(UNCACHED)
     assert time.perf_counter() - start < 2.0
 
@@ -479,6 +488,43 @@ def test_random_init_of_a_local_lm_uses_its_own_tokenizer_offline(offline, zoo_h
     assert algo._default_tokenizer() == str(EMBEDDED_LM)
     algo.learn(2, progress_bar=False)
     assert np.isfinite(algo.last_metrics["language_loss"])
+
+
+def test_default_corpus_works_on_a_default_install_and_bad_corpora_fail_at_construction(offline, zoo_home, tmp_path, monkeypatch):
+    import sys
+    import warnings
+
+    from offline_zoo import LaMo, WikiRL
+    from offline_zoo.testing import tiny_dataset
+
+    small = dict(device="cpu", context_len=4, batch_size=4, lm_block_size=16, lm_batch_size=1, lora_rank=2)
+    # lm="embedded": the shipped excerpt, silently; it is loaded when the agent is built
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        algo = LaMo(tiny_dataset(), lm="embedded", **small)
+    assert algo.config.corpus == "embedded" and algo._corpus_source is not None
+    assert algo.learn(2, progress_bar=False).last_metrics["language_loss"] > 0
+    # a hub LM without `datasets`: the excerpt too, with a warning naming the papers' corpus
+    monkeypatch.setitem(sys.modules, "datasets", None)
+    monkeypatch.setattr("offline_zoo.algos.lm_backed._datasets_installed", lambda: False)
+    with pytest.warns(UserWarning, match="WikiText-103 needs the `datasets` package"):
+        algo = LaMo(tiny_dataset(), lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2,
+                    tokenizer=str(EMBEDDED_LM), **small)
+    assert algo.config.corpus == "embedded"
+    # asked for explicitly, WikiText-103 without `datasets` fails when the agent is built, with the way out
+    with pytest.raises(ImportError, match="corpus='wikitext-103'.*pip install datasets.*corpus='embedded'"):
+        LaMo(tiny_dataset(), lm="embedded", corpus="wikitext-103", **small)
+    # so does a corpus path that does not exist
+    with pytest.raises(FileNotFoundError, match="corpus='path/to/text'.*does not exist.*Allowed: 'embedded'"):
+        LaMo(tiny_dataset(), lm="embedded", corpus="path/to/text", **small)
+    # no language loss, no corpus needed and no warning (Wiki-RL's L_LM is off by default)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert WikiRL(tiny_dataset(), lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, n_clusters=8,
+                      **{k: v for k, v in small.items() if k != "lora_rank"}).config.corpus is None
+    WikiRL(tiny_dataset(), lm="embedded", corpus="path/to/text", n_clusters=8,
+           **{k: v for k, v in small.items() if k != "lora_rank"})
+    LaMo(tiny_dataset(), lm="embedded", corpus="path/to/text", language_loss_coef=0.0, **small)
 
 
 def test_trained_tokenizer_round_trips_and_sizes_the_lm(offline, zoo_home, tmp_path):

@@ -543,12 +543,7 @@ class _TrainingProgress:
 
     def __enter__(self):
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
-
-            self._p = Progress(
-                TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                TimeRemainingColumn(), TextColumn("{task.fields[info]}"),
-            )
+            self._p = _progress(self.label, self.total)
             self._p.start()
             self._task = self._p.add_task(self.label, total=self.total, info="")
             self._done = 0
@@ -572,6 +567,27 @@ class _TrainingProgress:
             self._p.update(self._task, completed=self._done)
             self._p.stop()
         return False
+
+
+def _progress(label: str, total: int, console=None):
+    """The training bar's columns sized for the terminal: the step count ``n/total`` and the times
+    are never cut; the label and the live metrics give way (ellipsis) on narrow terminals."""
+    from rich import get_console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+    from rich.table import Column
+
+    width = (console or get_console()).width
+    steps = 2 * len(str(total)) + 1
+    label_w, bar_w, time_w = min(len(label), 24), 16, 7
+    info_w = max(1, width - (label_w + bar_w + steps + 2 * time_w + 5))  # 5 spaces between 6 columns
+    fixed = lambda w: Column(no_wrap=True, min_width=w)  # noqa: E731
+    return Progress(
+        TextColumn("[bold]{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=label_w)),
+        BarColumn(bar_width=bar_w), MofNCompleteColumn(table_column=fixed(steps)),
+        TimeElapsedColumn(table_column=fixed(time_w)), TimeRemainingColumn(table_column=fixed(time_w)),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=info_w)),
+        console=console,
+    )
 
 
 def _register_saved_task(name: str | None, saved: dict | None) -> None:

@@ -88,9 +88,9 @@ class LaMo(LMBackedAlgo):
         >>> counts["lora"] > 0, counts["body_trainable"] < counts["body"]
         (True, True)
 
-        The paper's setting (GPT-2 small from the Hugging Face hub, WikiText-103):
+        The paper's setting (GPT-2 small from the Hugging Face hub, WikiText-103 through ``datasets``):
 
-        >>> LaMo("hopper-medium", ratio=0.1).learn()  # doctest: +SKIP
+        >>> LaMo("hopper-medium", ratio=0.1, corpus="wikitext-103").learn()  # doctest: +SKIP
     """
 
     name = "lamo"
@@ -122,6 +122,9 @@ class LaMo(LMBackedAlgo):
             structure = self._by_action_space(c.lora_structure, "qkv", "fused")
             apply_lora(model.body, rank=c.lora_rank, alpha=c.lora_alpha, dropout=c.lora_dropout, mode=structure)
         freeze_for_mode(model, c.finetune, train_attn_bias=self._by_action_space(c.train_attn_bias, True, False))
+
+    def _uses_corpus(self) -> bool:
+        return self.config.language_loss_coef > 0
 
     def extra_losses(self, out, b):
         if self.config.language_loss_coef <= 0:

@@ -5,15 +5,22 @@ small LM shipped with offline-zoo for offline use). ``pretrained=False`` builds 
 architecture randomly initialised (no network), and then accepts ``n_layer`` / ``n_embd`` /
 ``n_head`` overrides.
 
-The corpus of the language losses (``corpus=``) is ``"wikitext-103"`` (through ``datasets``, needs a
-network or its cache), a text file or directory (e.g. WikiText-2), or ``"random"`` (uniform random
-token ids: only for tests and speed measurements). It is streamed as random token blocks of
-``lm_block_size`` tokens, ``lm_batch_size`` blocks per step, with constant memory.
+The corpus of the language losses (``corpus=``) is ``"wikitext-103"`` (the papers' corpus, through
+the optional ``datasets`` package; needs a network once, then its cache), ``"embedded"`` (the
+WikiText-2 excerpt shipped with the package), a text file or directory, or ``"random"`` (uniform
+random token ids: only for tests and speed measurements). The default (None) picks one that this
+installation can load: the excerpt with ``lm="embedded"``; otherwise WikiText-103 where ``datasets``
+is installed, else the excerpt with a warning. The agent loads its corpus when it is built, so a
+missing file or an unreachable WikiText-103 fails at construction, not at the first step. The corpus
+is streamed as random token blocks of ``lm_block_size`` tokens, ``lm_batch_size`` blocks per step,
+with constant memory.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +47,10 @@ class LMBackedConfig(SequenceConfig):
         n_embd: embedding size (only with ``pretrained=False``).
         n_head: attention heads (only with ``pretrained=False``).
         corpus: ``"wikitext-103"`` (downloaded via ``datasets``), ``"embedded"`` (the WikiText-2
-            excerpt shipped with the package), a text file or directory, or ``"random"``.
+            excerpt shipped with the package), a text file or directory, or ``"random"``; None:
+            ``"embedded"`` with ``lm="embedded"``, else ``"wikitext-103"`` where ``datasets`` is
+            installed and ``"embedded"`` (with a warning) where it is not (`LMBackedAlgo.corpus_default`);
+            the agent records its choice here (and leaves None when no language loss reads a corpus).
         tokenizer: tokenizer name or directory (None: the LM's own, from its directory even with
             ``pretrained=False``; GPT-2's for a hub name with ``pretrained=False``).
         lm_batch_size: token blocks per step of the language losses.
@@ -48,8 +58,8 @@ class LMBackedConfig(SequenceConfig):
 
     Examples:
         >>> cfg = LMBackedConfig(lm="embedded")
-        >>> cfg.pretrained, cfg.corpus, cfg.lm_block_size
-        (True, 'wikitext-103', 1024)
+        >>> cfg.pretrained, cfg.corpus, cfg.lm_block_size   # the agent resolves corpus=None when built
+        (True, None, 1024)
     """
 
     lm: str = "gpt2"
@@ -57,10 +67,14 @@ class LMBackedConfig(SequenceConfig):
     n_layer: int | None = None
     n_embd: int | None = None
     n_head: int | None = None
-    corpus: str = "wikitext-103"
+    corpus: str | None = None
     tokenizer: str | None = None
     lm_batch_size: int = 2
     lm_block_size: int = 1024
+
+
+def _datasets_installed() -> bool:
+    return importlib.util.find_spec("datasets") is not None
 
 
 class LMBackedAlgo(SequenceAlgo):
@@ -113,20 +127,76 @@ class LMBackedAlgo(SequenceAlgo):
         """True while `load` rebuilds the agent (weights then come from the file, not the LM)."""
         return LM_CONFIG_FILE in (getattr(self, "_restoring", None) or {})
 
+    def _build(self) -> None:
+        super()._build()
+        if self.restoring or not self._uses_corpus():  # a loaded agent loads its saved corpus on first use
+            return
+        if self.config.corpus is None:  # recorded, so that saved agents and reports say which corpus ran
+            self.config.corpus = self.corpus_default(self.config.lm)
+        # load it now: a missing file or an unreachable WikiText-103 fails here, not at the first step
+        self._language_corpus()
+
+    def _uses_corpus(self) -> bool:
+        """Whether a language loss reads the corpus (subclasses: False when their coefficient is 0)."""
+        return True
+
+    @staticmethod
+    def corpus_default(lm: str) -> str:
+        """The corpus that ``corpus=None`` means for the LM ``lm`` on this installation.
+
+        ``"embedded"`` (the shipped WikiText-2 excerpt) with ``lm="embedded"``; otherwise the papers'
+        ``"wikitext-103"`` where the ``datasets`` package is installed (``pip install datasets``),
+        else ``"embedded"`` with a warning, so that a default install trains.
+
+        Examples:
+            >>> LMBackedAlgo.corpus_default("embedded")
+            'embedded'
+            >>> import importlib.util, warnings
+            >>> with warnings.catch_warnings():
+            ...     warnings.simplefilter("ignore")
+            ...     picked = LMBackedAlgo.corpus_default("gpt2")
+            >>> picked == ("wikitext-103" if importlib.util.find_spec("datasets") else "embedded")
+            True
+        """
+        if str(lm) == "embedded":
+            return "embedded"
+        if _datasets_installed():
+            return "wikitext-103"
+        warnings.warn(
+            "the language loss uses the shipped WikiText-2 excerpt (corpus='embedded'): the papers' "
+            "WikiText-103 needs the `datasets` package (pip install datasets). Pass corpus='embedded' "
+            "to silence this, or corpus='wikitext-103' / a text file or directory to choose.",
+            UserWarning,
+            stacklevel=2,
+        )
+        return "embedded"
+
     def _language_corpus(self) -> TokenBlockSource:
-        """The token-block stream of the language losses (built on first use)."""
+        """The token-block stream of the language losses (built once, when the agent is built)."""
         source = getattr(self, "_corpus_source", None)
         if source is not None:
             return source
         c = self.config
+        corpus = self.corpus_default(c.lm) if c.corpus is None else c.corpus
         vocab = self.model.body.wte.weight.shape[0]
-        if c.corpus == "random":
+        if corpus == "random":
             tokens = np.random.default_rng(self.seed).integers(0, vocab, size=max(64 * c.lm_block_size, 4096))
             source = TokenBlockSource.from_tokens(tokens, c.lm_block_size, c.lm_batch_size, seed=self.seed, description={"random": vocab})
-        elif c.corpus == "wikitext-103":
-            source = TokenBlockSource.from_hf_wikitext103(tokenizer=c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+        elif corpus == "wikitext-103":
+            try:
+                source = TokenBlockSource.from_hf_wikitext103(tokenizer=c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+            except (ImportError, OSError) as err:
+                hint = " Without it, pass corpus='embedded' (the WikiText-2 excerpt shipped with offline-zoo) or a text file or directory."
+                raise type(err)(f"corpus='wikitext-103': {str(err).rstrip('.')}.{hint}") from err
         else:
-            source = TokenBlockSource(c.corpus, c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+            try:
+                source = TokenBlockSource(corpus, c.tokenizer or self._default_tokenizer(), block_size=c.lm_block_size, batch_size=c.lm_batch_size, seed=self.seed)
+            except FileNotFoundError as err:
+                raise FileNotFoundError(
+                    f"corpus={corpus!r}: {err}. Allowed: 'embedded' (the WikiText-2 excerpt shipped with "
+                    "offline-zoo), 'wikitext-103' (needs `datasets`), 'random' (tests), or an existing text "
+                    "file or directory"
+                ) from None
         if source.description.get("vocab_size", vocab) > vocab:
             raise ValueError(f"the corpus tokenizer has {source.description['vocab_size']} tokens but the LM only {vocab}")
         source.rng = self.rng  # block offsets come from the algorithm's saved generator

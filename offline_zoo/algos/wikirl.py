@@ -112,6 +112,9 @@ class WikiRL(LMBackedAlgo):
                 centres = token_centres(model.body.wte.weight.detach(), n_clusters=self.config.n_clusters, seed=0)
             model.register_buffer("token_centres", centres.float(), persistent=True)
 
+    def _uses_corpus(self) -> bool:
+        return self.config.lm_loss_coef > 0
+
     def extra_losses(self, out, b):
         c = self.config
         losses = {}

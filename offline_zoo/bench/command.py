@@ -247,7 +247,7 @@ def _run(args, argv: Sequence[str]) -> int:
         return _err(f"--out {out}: {problem}")
     if args.dry_run:
         return _dry_run(suite, out, args)
-    from .executors import make_executor
+    from .executors import RayStartError, make_executor
     from .report import build_report
     from .runner import run_suite
 
@@ -258,11 +258,14 @@ def _run(args, argv: Sequence[str]) -> int:
         )
     except (RuntimeError, ValueError) as e:
         return _err(str(e))
-    res = run_suite(
-        suite, out, resume=args.resume, executor=executor, algos=args.algos, tasks=args.tasks, seeds=args.seeds,
-        ratios=args.ratios, source=args.source, scale=args.scale, steps=args.steps, config=args.config or None,
-        progress=False if args.no_progress else None, argv=["zoo-bench", *argv],
-    )
+    try:
+        res = run_suite(
+            suite, out, resume=args.resume, executor=executor, algos=args.algos, tasks=args.tasks, seeds=args.seeds,
+            ratios=args.ratios, source=args.source, scale=args.scale, steps=args.steps, config=args.config or None,
+            progress=False if args.no_progress else None, argv=["zoo-bench", *argv],
+        )
+    except RayStartError as e:  # Ray could not start or be joined: say why, no traceback
+        return _err(str(e))
     n_done = len(res.finished)
     if res.interrupted:
         print(f"zoo-bench: interrupted; {n_done} of {len(res.planned)} runs finished. Continue with: zoo-bench {' '.join(_resume_argv(argv, out))}", file=sys.stderr)

@@ -28,6 +28,7 @@ import contextlib
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -40,7 +41,10 @@ from typing import Any, Callable, Sequence
 from .store import BENCH_FILE, RESULT_FILE, RUN_FILE, atomic_write_bytes, read_json, read_result, runs_dir
 from .suites import RunSpec
 
-__all__ = ["LocalExecutor", "RayExecutor", "InlineExecutor", "available_cpus", "local_gpus", "make_executor"]
+__all__ = [
+    "LocalExecutor", "RayExecutor", "InlineExecutor", "RayStartError", "available_cpus", "local_gpus", "loopback_problem",
+    "make_executor", "start_ray",
+]
 
 Event = Callable[[dict], None]
 
@@ -358,6 +362,123 @@ def _import_ray():
     return ray
 
 
+class RayStartError(RuntimeError):
+    """Ray could not be started or joined in time (see `start_ray`).
+
+    Examples:
+        >>> issubclass(RayStartError, RuntimeError)
+        True
+    """
+
+
+#: seconds ``start_ray`` waits for ``ray.init`` by default ($OFFLINE_ZOO_RAY_START_TIMEOUT overrides)
+RAY_START_TIMEOUT = 120.0
+
+
+def loopback_problem(timeout: float = 2.0) -> str | None:
+    """Why a local Ray instance cannot start here (TCP on 127.0.0.1 does not work), or None.
+
+    Ray's processes talk to each other over loopback TCP; with loopback down (e.g. in a fresh
+    network namespace) ``ray.init`` would retry its connection to the GCS forever.
+
+    Examples:
+        >>> loopback_problem() is None   # on a machine with a working loopback interface
+        True
+    """
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)
+            with socket.create_connection(server.getsockname(), timeout=timeout):
+                return None
+    except OSError as e:
+        return f"TCP on the loopback interface (127.0.0.1) does not work here: {e}"
+
+
+def start_ray(ray: Any = None, address: str | None = None, timeout: float | None = None, **init_kwargs: Any) -> None:
+    """``ray.init(address, **init_kwargs)`` that gives up after ``timeout`` seconds and on Ctrl-C.
+
+    A local instance (no ``address`` and no ``$RAY_ADDRESS``) is only started when loopback TCP works
+    (`loopback_problem`). ``ray.init`` runs in a helper thread while this thread waits, so SIGINT and
+    SIGTERM are handled here even while Ray retries a connection; on a timeout or an interrupt the
+    processes Ray started are stopped. ``timeout`` defaults to ``$OFFLINE_ZOO_RAY_START_TIMEOUT`` or
+    :data:`RAY_START_TIMEOUT`.
+
+    Raises:
+        RayStartError: Ray cannot start here, or did not start / connect within ``timeout``.
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch(__name__ + ".loopback_problem", return_value="loopback is down"):
+        ...     start_ray(object())
+        Traceback (most recent call last):
+        ...
+        offline_zoo.bench.executors.RayStartError: cannot start a local Ray instance: loopback is down. Bring the loopback interface up, or join a running cluster with --ray-address / $RAY_ADDRESS, or use --executor local
+    """
+    if timeout is None:
+        raw = os.environ.get("OFFLINE_ZOO_RAY_START_TIMEOUT", "").strip()
+        try:
+            timeout = float(raw) if raw else RAY_START_TIMEOUT
+        except ValueError:
+            raise RayStartError(f"OFFLINE_ZOO_RAY_START_TIMEOUT={raw!r} is not a number of seconds") from None
+    where = address or os.environ.get("RAY_ADDRESS")
+    if not where:
+        _check_local_ray()
+    ray = ray if ray is not None else _import_ray()
+    failure: list[BaseException] = []
+
+    started = threading.Event()
+
+    def init() -> None:
+        try:
+            ray.init(address=address, **init_kwargs)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            failure.append(e)
+            return
+        started.set()
+        # Ray ties the processes it starts to the life of the starting *thread* (PR_SET_PDEATHSIG):
+        # this thread stays until Ray is shut down, or its GCS and raylet would die with it
+        while ray.is_initialized():
+            time.sleep(0.5)
+
+    thread = threading.Thread(target=init, name="ray-init", daemon=True)
+    what = f"join the Ray cluster at {where}" if where else "start a local Ray instance"
+    deadline = time.monotonic() + timeout
+    thread.start()
+    try:
+        while thread.is_alive() and not started.is_set():
+            if time.monotonic() > deadline:
+                _abandon_ray(ray)
+                raise RayStartError(
+                    f"could not {what} within {timeout:g} s (Ray kept retrying; its log is under "
+                    "/tmp/ray/session_latest/logs). Check the address and the network, raise "
+                    "$OFFLINE_ZOO_RAY_START_TIMEOUT, or use --executor local"
+                )
+            thread.join(0.2)  # short waits: a signal reaches this thread between them
+    except KeyboardInterrupt:
+        _abandon_ray(ray)
+        raise
+    if failure:
+        raise RayStartError(f"could not {what}: {type(failure[0]).__name__}: {failure[0]}") from failure[0]
+
+
+def _check_local_ray() -> None:
+    problem = loopback_problem()
+    if problem is not None:
+        raise RayStartError(
+            f"cannot start a local Ray instance: {problem}. Bring the loopback interface up, or join a "
+            "running cluster with --ray-address / $RAY_ADDRESS, or use --executor local"
+        )
+
+
+def _abandon_ray(ray: Any) -> None:
+    """Stop the processes of a ``ray.init`` that is being given up (best effort, never blocks long)."""
+    node = getattr(getattr(getattr(ray, "_private", None), "worker", None), "_global_node", None)
+    if node is not None:
+        with contextlib.suppress(Exception):
+            node.kill_all_processes(check_alive=False, allow_graceful=False)
+
+
 def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_checkpoint: bool, threads: int) -> dict:
     """One run inside a Ray worker (see :class:`RayExecutor`)."""
     from .runner import execute_run
@@ -431,7 +552,7 @@ class RayExecutor:
         started = False
         if not ray.is_initialized():
             kwargs = {"include_dashboard": False, "log_to_driver": False, **self.init_kwargs}
-            ray.init(address=self.address, **kwargs)
+            start_ray(ray, self.address, **kwargs)  # a timeout and Ctrl-C instead of retrying forever
             started = True
         self.outcomes = {}
         try:
@@ -513,5 +634,7 @@ def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", k
         return LocalExecutor(workers=workers, device=device, keep_checkpoints=keep_checkpoints)
     if kind == "ray":
         _import_ray()
+        if not (ray_address or os.environ.get("RAY_ADDRESS")):
+            _check_local_ray()  # before any run is prepared: a local instance needs loopback TCP
         return RayExecutor(address=ray_address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run, device=device, keep_checkpoints=keep_checkpoints)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

@@ -1,10 +1,10 @@
 """Figures of a report (matplotlib, PNG), in the style of the LaMo paper.
 
 * ``score_vs_ratio.png``: normalized score against the sample ratio (log scale), one panel per
-  task, one line per algorithm, shaded mean +- 0.5 std (the paper's Figure 3); the paper's values
-  dashed when known.
+  task, one line per algorithm, shaded mean +- 0.5 std over seeds (no band for one seed; the
+  paper's Figure 3); the paper's values dashed when known.
 * ``curves_<task>.png``: learning curves, one panel per ratio: mean over seeds of every evaluation
-  at the cell's return-to-go target, shaded +- 0.5 std (Figures 4-7).
+  at the cell's return-to-go target, shaded +- 0.5 std (no band for one seed; Figures 4-7).
 * ``targets_<task>_r<ratio>.png``: every return-to-go target's curve of the return-conditioned
   algorithms (the curves behind "the best target").
 
@@ -91,7 +91,8 @@ def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | Non
                 m = np.array([p[1].mean for p in pts])
                 s = np.array([p[1].std for p in pts])
                 ax.plot(xs, m, marker="o", color=colors[a], label=a)
-                ax.fill_between(xs, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
+                if max(p[1].n for p in pts) > 1:  # one seed has no spread to shade
+                    ax.fill_between(xs, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
             paper = [(x, report.paper[(task, x, a)][0]) for x in ratios if (task, x, a) in report.paper]
             if paper:
                 ax.plot([p[0] for p in paper], [p[1] for p in paper], ls="--", marker=".", color=colors[a], alpha=0.6)
@@ -110,9 +111,28 @@ def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | Non
         handles.append(Line2D([], [], ls="--", color="gray"))
         labels.append("paper")
     fig.legend(handles, labels, loc="lower center", ncol=min(len(labels), 8), bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{report.title}: score vs sample ratio (mean ± 0.5 std)")
+    n_seeds = max(report.cells[k].n for k in report.cells if k[0] in tasks)
+    fig.suptitle(f"{report.title}: score vs sample ratio ({_spread(n_seeds)})")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return _save(fig, Path(path))
+
+
+def _spread(n_seeds: int) -> str:
+    """What the shading shows: ``"mean ± 0.5 std over 3 seeds"``; one seed: no band, ``"1 seed"``.
+
+    >>> _spread(3), _spread(1)
+    ('mean ± 0.5 std over 3 seeds', '1 seed, no spread shown')
+    """
+    return f"mean ± 0.5 std over {n_seeds} seeds" if n_seeds > 1 else "1 seed, no spread shown"
+
+
+def _ratio(ratio: float) -> str:
+    """A sample ratio as a panel title writes it: ``1.0``, ``0.1``, ``0.005``.
+
+    >>> _ratio(1), _ratio(0.1), _ratio(0.005)
+    ('1.0', '0.1', '0.005')
+    """
+    return str(float(ratio))
 
 
 def _cell_curve(report: "Report", task: str, ratio: float, algo: str, target: str):
@@ -154,6 +174,7 @@ def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -
     colors = _colors(report.algos)
     nr, nc = _grid(len(ratios))
     fig, axes = plt.subplots(nr, nc, figsize=(4.2 * nc, 3.3 * nr), squeeze=False)
+    n_seeds = 0
     for ax, ratio in zip(axes.flat, ratios):
         for a in report.algos:
             cell = report.cells.get((task, ratio, a))
@@ -166,9 +187,11 @@ def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -
             if steps is None:
                 continue
             m, s = scores.mean(0), scores.std(0)
+            n_seeds = max(n_seeds, len(scores))
             ax.plot(steps, m, color=colors[a], label=a)
-            ax.fill_between(steps, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
-        ax.set_title(f"{task} ({ratio:g})")
+            if len(scores) > 1:  # one seed has no spread to shade
+                ax.fill_between(steps, m - 0.5 * s, m + 0.5 * s, color=colors[a], alpha=0.2)
+        ax.set_title(f"{task}, ratio {_ratio(ratio)}")
         ax.set_xlabel("training steps")
         ax.set_ylabel("normalized score")
         ax.grid(alpha=0.3)
@@ -176,7 +199,7 @@ def plot_learning_curves(report: "Report", task: str, path: str | os.PathLike) -
         ax.axis("off")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=min(max(len(labels), 1), 8), bbox_to_anchor=(0.5, -0.02))
-    fig.suptitle(f"{task}: learning curves (mean ± 0.5 std over seeds)")
+    fig.suptitle(f"{task}: learning curves ({_spread(n_seeds)})")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
     return _save(fig, Path(path))
 
@@ -223,7 +246,7 @@ def plot_target_curves(report: "Report", task: str, ratio: float, path: str | os
         ax.legend(fontsize=7)
     for ax in list(axes.flat)[len(algos):]:
         ax.axis("off")
-    fig.suptitle(f"{task} ({ratio:g}): every return-to-go target (mean over seeds)")
+    fig.suptitle(f"{task}, ratio {_ratio(ratio)}: every return-to-go target (mean over seeds)")
     fig.tight_layout(rect=(0, 0, 1, 0.93))
     return _save(fig, Path(path))
 

@@ -69,12 +69,7 @@ class ProgressView:
 
     def __enter__(self) -> "ProgressView":
         if self.enabled:
-            from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-
-            self._progress = Progress(
-                TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.fields[info]}"),
-                refresh_per_second=4,
-            )
+            self._progress = _suite_progress()
             self._progress.start()
             self._suite_task = self._progress.add_task(self._summary(), total=self.total, completed=self.done + self.failed, info="")
         return self
@@ -132,3 +127,22 @@ class ProgressView:
                 self.say(msg)
         if self._progress is not None:
             self._progress.update(self._suite_task, description=self._summary(), completed=self.done + self.failed)
+
+
+def _suite_progress(console=None):
+    """The suite's bars sized for the terminal: step counts ``n/total``, times and scores are never
+    cut; the run names give way (ellipsis) on narrow terminals."""
+    from rich import get_console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Column
+
+    width = (console or get_console()).width
+    bar_w, steps_w, time_w, info_w = 12, 13, 7, 10  # "100000/100000", "0:00:00", "score 99.9"
+    name_w = max(8, width - (bar_w + steps_w + time_w + info_w + 4))  # 4 spaces between 5 columns
+    return Progress(
+        TextColumn("{task.description}", table_column=Column(no_wrap=True, overflow="ellipsis", max_width=name_w)),
+        BarColumn(bar_width=bar_w), MofNCompleteColumn(table_column=Column(no_wrap=True, min_width=steps_w)),
+        TimeElapsedColumn(table_column=Column(no_wrap=True, min_width=time_w)),
+        TextColumn("{task.fields[info]}", table_column=Column(no_wrap=True, min_width=info_w)),
+        refresh_per_second=4, console=console,
+    )

@@ -358,7 +358,7 @@ class Report:
         ex = [i.get("executor") or {} for i in self.bench.get("invocations") or []]
         if ex:
             e = ex[-1]
-            desc = f"{e.get('kind', '?')}" + (f", {e['workers']} workers x {e.get('threads_per_run')} threads" if e.get("workers") else "")
+            desc = f"{e.get('kind', '?')}" + (f", {_count(e['workers'], 'worker')} x {_count(e.get('threads_per_run'), 'thread')}" if e.get("workers") else "")
             lines.append(f"Executor: {desc}.")
         vers = sorted({self._versions(r.run) for r in self.finished if r.run})
         if vers:
@@ -379,9 +379,9 @@ class Report:
     @staticmethod
     def _hardware(run: Mapping) -> str:
         h = run.get("host") or {}
-        s = f"{h.get('cpu', '?')} ({h.get('cpus', '?')} cores"
+        s = f"{h.get('cpu', '?')} ({_count(h.get('cpus'), 'core')}"
         if h.get("torch_threads"):
-            s += f", {h['torch_threads']} torch threads per run"
+            s += f", {_count(h['torch_threads'], 'torch thread')} per run"
         s += ")"
         if h.get("gpu") and run.get("device") != "cpu":
             s += f", GPU {h['gpu']}"
@@ -552,6 +552,15 @@ class Report:
             if res["task"] == task and float(res["ratio"]) == float(ratio) and res["label"] == algo:
                 out.append((int(res["seed"]), r.curve()))
         return sorted(out, key=lambda x: x[0])
+
+
+def _count(n: Any, word: str) -> str:
+    """``"1 worker"``, ``"2 workers"`` (an unknown count: ``"? workers"``).
+
+    >>> _count(1, "worker"), _count(2, "worker"), _count(None, "core")
+    ('1 worker', '2 workers', '? cores')
+    """
+    return f"{n} {word}" if n == 1 else f"{'?' if n is None else n} {word}s"
 
 
 def _duration(seconds: float) -> str:

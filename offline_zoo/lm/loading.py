@@ -17,11 +17,12 @@ lists the ways to get it.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.resources
 import os
 import socket
 from pathlib import Path
-from typing import Any, Callable, TypeVar
+from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import urlparse
 
 import torch
@@ -35,6 +36,7 @@ __all__ = [
     "hub_offline",
     "load_language_model",
     "load_tokenizer",
+    "quiet_weight_loading",
     "resolve_lm_dir",
 ]
 
@@ -195,6 +197,7 @@ def _hf_home() -> str:
 
 def _how_to_get(what: str, name: str, reason: str) -> str:
     fn = "load_tokenizer" if what == "tokenizer" else "load_language_model"
+    arg = "tokenizer" if what == "tokenizer" else "lm"  # the agents' keyword
     extra = " (a directory with vocab.json + merges.txt)" if what == "tokenizer" else ""
     # "dir/name" reads as a hub id when no such directory exists: say where it was looked for
     no_dir = (
@@ -211,10 +214,48 @@ def _how_to_get(what: str, name: str, reason: str) -> str:
         "  2. set HF_HOME to a directory that already holds a Hugging Face cache with this model;\n"
         f"  3. pass a local directory written by save_pretrained, e.g. "
         f"{fn}('/path/to/{name.split('/')[-1]}'){extra};\n"
-        f"  4. use the tiny LM embedded in offline-zoo, {fn}('embedded') "
-        "(offline_zoo.lm.EMBEDDED_LM; GPT-2 vocabulary and tokenizer), or pretrained=False for a "
-        "randomly initialised model of the same architecture."
+        f"  4. use the tiny LM embedded in offline-zoo: {arg}=\"embedded\" (e.g. "
+        f"LaMo(..., {arg}=\"embedded\"), or {fn}('embedded'); GPT-2 vocabulary and tokenizer), or "
+        "pretrained=False for a randomly initialised model of the same architecture."
     )
+
+
+@contextlib.contextmanager
+def quiet_weight_loading() -> Iterator[None]:
+    """Silence transformers' progress bars (its "Loading weights" bar) inside the block only.
+
+    Every load of a model from disk would print that bar; downloads keep their bars (the hub's
+    bars are switched off with transformers' and back to what they were after the block).
+
+    Examples:
+        >>> from transformers.utils import logging as hf_logging
+        >>> before = hf_logging.is_progress_bar_enabled()
+        >>> with quiet_weight_loading():
+        ...     hf_logging.is_progress_bar_enabled()
+        False
+        >>> hf_logging.is_progress_bar_enabled() == before
+        True
+    """
+    import huggingface_hub.utils as hub_utils
+    from transformers.utils import logging as hf_logging
+
+    was_on, hub_was_off = hf_logging.is_progress_bar_enabled(), hub_utils.are_progress_bars_disabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_on:
+            hf_logging.enable_progress_bar()  # also turns the hub's bars on
+        if hub_was_off:
+            hub_utils.disable_progress_bars()
+        elif hub_utils.are_progress_bars_disabled():
+            hub_utils.enable_progress_bars()
+
+
+def _from_pretrained_quietly(name: str, local_only: bool, overrides: dict) -> transformers.GPT2LMHeadModel:
+    # from the local cache: no bar; a download shows the hub's download bars as usual
+    with quiet_weight_loading() if local_only else contextlib.nullcontext():
+        return transformers.GPT2LMHeadModel.from_pretrained(name, local_files_only=local_only, **overrides)
 
 
 def _hub_reachable(timeout: float = 3.0) -> tuple[bool, str]:
@@ -352,12 +393,11 @@ def load_language_model(
                 "initialised model of another size."
             )
         if local_dir is not None:
-            model = transformers.GPT2LMHeadModel.from_pretrained(str(local_dir), **config_overrides)
+            with quiet_weight_loading():
+                model = transformers.GPT2LMHeadModel.from_pretrained(str(local_dir), **config_overrides)
         else:
             model = _offline_safe(
-                lambda local_only: transformers.GPT2LMHeadModel.from_pretrained(
-                    name, local_files_only=local_only, **config_overrides
-                ),
+                lambda local_only: _from_pretrained_quietly(name, local_only, config_overrides),
                 "language model",
                 name,
                 ("config.json",),
