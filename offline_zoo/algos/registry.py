@@ -120,5 +120,13 @@ def list_algos() -> list[str]:
     return list(_ALGOS)
 
 
+#: modules whose classes register themselves with `register_algo` when imported; loaded by name
+#: (like plugins) so that the registry, which they import, never imports them back
+_BUILTIN_MODULES = ("offline_zoo.algos.dt", "offline_zoo.algos.lamo", "offline_zoo.algos.wikirl", "offline_zoo.algos.d3rlpy_baselines")
+
+
 def _load_builtins() -> None:
-    import offline_zoo.algos  # noqa: F401  (registers the built-in algorithms on import)
+    import importlib
+
+    for module in _BUILTIN_MODULES:
+        importlib.import_module(module)

@@ -2,8 +2,8 @@
 
 * :mod:`~offline_zoo.bench.suites` - suite files (``benchmarks/suites/*.yaml``) and the run grid;
 * :mod:`~offline_zoo.bench.protocol` - the paper's protocol and score aggregation;
-* :mod:`~offline_zoo.bench.runner` - one run (train / evaluate / checkpoint / score) and a suite
-  with resume;
+* :mod:`~offline_zoo.bench.worker` - one run (train / evaluate / checkpoint / score);
+* :mod:`~offline_zoo.bench.runner` - a suite with resume;
 * :mod:`~offline_zoo.bench.executors` - local worker processes or Ray tasks;
 * :mod:`~offline_zoo.bench.report` / :mod:`~offline_zoo.bench.plots` - tables (terminal, Markdown,
   CSV) beside the paper's values, and figures.
@@ -45,7 +45,7 @@ __all__ = [
 
 _LAZY = {
     "run_suite": ".runner",
-    "execute_run": ".runner",
+    "execute_run": ".worker",
     "LocalExecutor": ".executors",
     "RayExecutor": ".executors",
     "InlineExecutor": ".executors",

@@ -13,7 +13,7 @@
   temporary directory on its node and the driver stores the files it returns.
 * :class:`InlineExecutor` (``--workers 0``): one run after the other in this process (debugging).
 
-All of them call :func:`offline_zoo.bench.runner.execute_run` and report progress events
+All of them call :func:`offline_zoo.bench.worker.execute_run` and report progress events
 (``start`` / ``progress`` / ``end`` dicts) to a callback.
 
 Examples:
@@ -40,6 +40,7 @@ from typing import Any, Callable, Sequence
 
 from .store import BENCH_FILE, RESULT_FILE, RUN_FILE, atomic_write_bytes, read_json, read_result, runs_dir
 from .suites import RunSpec
+from .worker import execute_run
 
 __all__ = [
     "LocalExecutor", "RayExecutor", "InlineExecutor", "RayStartError", "available_cpus", "local_gpus", "loopback_problem",
@@ -182,8 +183,6 @@ def _local_worker(spec_dict: dict, out: str, conn, threads: int | None, gpu: str
         if ev.get("type") != "end":
             with contextlib.suppress(Exception):
                 conn.send(ev)
-
-    from .runner import execute_run
 
     with _redirect_output(runs_dir(out) / spec.dirname / "worker.log"):
         try:
@@ -342,7 +341,6 @@ class InlineExecutor:
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
         """Run every spec in this process, one after the other; returns ``{run_id: outcome}``."""
-        from .runner import execute_run
 
         emit = on_event or (lambda ev: None)
         self.outcomes = {}
@@ -481,7 +479,7 @@ def _abandon_ray(ray: Any) -> None:
 
 def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_checkpoint: bool, threads: int) -> dict:
     """One run inside a Ray worker (see :class:`RayExecutor`)."""
-    from .runner import execute_run
+    from .worker import execute_run  # imported where the Ray task runs, not where it is defined
 
     spec = RunSpec.from_dict(spec_dict)
 

@@ -127,7 +127,7 @@ def read_json(path: str | os.PathLike, default: Any = None) -> Any:
         return default
 
 
-# what a finished run's result.json must hold for the run to count (runner._train_and_score writes it)
+# what a finished run's result.json must hold for the run to count (worker._train_and_score writes it)
 RESULT_KEYS = ("run_id", "task", "ratio", "label", "algo", "seed", "score")
 
 

@@ -47,6 +47,9 @@ import numpy as np
 
 from ..files import atomic_write_text
 from ..tasks import Task, get_task
+# the reading side of generated datasets lives below generation (imports go one way); these names
+# stay importable from here as before
+from .loaders import generated_dataset_id, generated_dataset_path, generation_metadata, load_generated, open_generated  # noqa: F401
 
 __all__ = [
     "MEDIUM_TARGETS",
@@ -63,11 +66,7 @@ __all__ = [
     "rollout",
     "generate_dataset",
     "calibrate_reacher2d_policy",
-    "generation_metadata",
     "generatable_tasks",
-    "generated_dataset_id",
-    "generated_dataset_path",
-    "open_generated",
 ]
 
 #: where the shipped behaviour policies live (``<domain>.pt`` + ``<domain>.json``).
@@ -810,83 +809,6 @@ def calibrate_reacher2d_policy(
 # ---------------------------------------------------------------------------------------------
 # datasets in Minari's format
 # ---------------------------------------------------------------------------------------------
-def generated_dataset_id(task: str | Task) -> str:
-    """Minari id of a task's generated dataset: ``offline-zoo/<task.sources['generated']>-v0``.
-
-    Examples:
-        >>> generated_dataset_id("hopper-medium")
-        'offline-zoo/hopper-medium-v0'
-    """
-    task = get_task(task)
-    if "generated" not in task.sources:
-        raise GenerationError(
-            f"task {task.name!r} has no 'generated' source (sources: {', '.join(task.sources)}); "
-            "only tasks whose data can be generated locally have one"
-        )
-    return f"offline-zoo/{task.sources['generated']}-v0"
-
-
-def generated_dataset_path(task: str | Task, root: str | os.PathLike | None = None) -> Path:
-    """Directory of a task's generated Minari dataset: ``<root>/<generated_dataset_id(task)>``.
-
-    ``root`` defaults to :func:`offline_zoo.data.loaders.generated_dir` (``$OFFLINE_ZOO_HOME/datasets``);
-    it plays the role of ``MINARI_DATASETS_PATH``, so the Minari files are in ``<path>/data``.
-
-    Examples:
-        >>> generated_dataset_path("hopper-medium", root="/tmp/ds").as_posix()
-        '/tmp/ds/offline-zoo/hopper-medium-v0'
-    """
-    from .loaders import generated_dir
-
-    base = Path(root).expanduser() if root is not None else generated_dir()
-    return base / generated_dataset_id(task)
-
-
-def open_generated(task: str | Task, root: str | os.PathLike | None = None):
-    """Open a generated dataset as a ``minari.MinariDataset`` (what ``load_generated`` converts).
-
-    Raises :class:`~offline_zoo.data.loaders.DataUnavailableError` when it was not generated.
-
-    Examples:
-        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
-        >>> minari_ds = open_generated("reacher2d-medium", root="datasets")
-        >>> type(minari_ds).__name__, minari_ds.total_episodes, minari_ds.total_steps
-        ('MinariDataset', 2, 200)
-        >>> open_generated("reacher2d-medium", root="elsewhere")
-        Traceback (most recent call last):
-        ...
-        offline_zoo.data.loaders.DataUnavailableError: no generated dataset for 'reacher2d-medium' at elsewhere/offline-zoo/reacher2d-medium-v0: create it with `zoo-data generate reacher2d-medium --root elsewhere`
-    """
-    from minari.dataset.minari_dataset import MinariDataset
-
-    from .loaders import DataUnavailableError
-
-    task = get_task(task)
-    path = generated_dataset_path(task, root)
-    if not (path / "data").is_dir():
-        raise DataUnavailableError(
-            f"no generated dataset for {task.name!r} at {path}: create it with `zoo-data generate {task.name}"
-            + (f" --root {root}" if root is not None else "") + "`"
-        )
-    return MinariDataset(path / "data")
-
-
-def generation_metadata(task: str | Task, root: str | os.PathLike | None = None) -> dict:
-    """The offline-zoo record stored with a generated dataset (behaviour policy, seed, statistics).
-
-    Examples:
-        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, seed=7, root="datasets")
-        >>> meta = generation_metadata("reacher2d-medium", root="datasets")
-        >>> meta["seed"], meta["statistics"]["episodes"], meta["statistics"]["transitions"]
-        (7, 2, 200)
-        >>> meta["behaviour_policy"]["kind"], meta["min_return"]   # episodes with return <= 20 dropped
-        ('reacher2d-ik', 20.0)
-    """
-    raw = json.loads((generated_dataset_path(task, root) / "data" / "metadata.json").read_text())
-    rec = raw.get("offline_zoo", "{}")
-    return json.loads(rec) if isinstance(rec, str) else dict(rec)
-
-
 def generatable_tasks() -> list[str]:
     """Tasks :func:`generate_dataset` can produce: the ``*-medium`` tasks of the MuJoCo and
     Reacher2d domains that have a behaviour-policy recipe.
@@ -968,7 +890,6 @@ def generate_dataset(
     from minari.data_collector import EpisodeBuffer
 
     from ..envs import make_env
-    from .loaders import load_generated
 
     task = get_task(task_name)
     _check_generatable(task)

@@ -18,6 +18,7 @@ message saying how to get it.
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import socket
 from pathlib import Path
@@ -29,6 +30,10 @@ from ..tasks import Task, closest, get_task
 from .dataset import Dataset, DatasetError
 
 __all__ = [
+    "generated_dataset_id",
+    "generated_dataset_path",
+    "open_generated",
+    "generation_metadata",
     "load_dataset",
     "DataUnavailableError",
     "SOURCES",
@@ -357,6 +362,81 @@ def generated_dir() -> Path:
     return data_home() / "datasets"
 
 
+def generated_dataset_id(task: str | Task) -> str:
+    """Minari id of a task's generated dataset: ``offline-zoo/<task.sources['generated']>-v0``.
+
+    Examples:
+        >>> generated_dataset_id("hopper-medium")
+        'offline-zoo/hopper-medium-v0'
+    """
+    task = get_task(task)
+    if "generated" not in task.sources:
+        raise DatasetError(
+            f"task {task.name!r} has no 'generated' source (sources: {', '.join(task.sources)}); "
+            "only tasks whose data can be generated locally have one"
+        )
+    return f"offline-zoo/{task.sources['generated']}-v0"
+
+
+def generated_dataset_path(task: str | Task, root: str | os.PathLike | None = None) -> Path:
+    """Directory of a task's generated Minari dataset: ``<root>/<generated_dataset_id(task)>``.
+
+    ``root`` defaults to `generated_dir` (``$OFFLINE_ZOO_HOME/datasets``);
+    it plays the role of ``MINARI_DATASETS_PATH``, so the Minari files are in ``<path>/data``.
+
+    Examples:
+        >>> generated_dataset_path("hopper-medium", root="/tmp/ds").as_posix()
+        '/tmp/ds/offline-zoo/hopper-medium-v0'
+    """
+    base = Path(root).expanduser() if root is not None else generated_dir()
+    return base / generated_dataset_id(task)
+
+
+def open_generated(task: str | Task, root: str | os.PathLike | None = None):
+    """Open a generated dataset as a ``minari.MinariDataset`` (what ``load_generated`` converts).
+
+    Raises :class:`~offline_zoo.data.loaders.DataUnavailableError` when it was not generated.
+
+    Examples:
+        >>> from offline_zoo.data.generation import generate_dataset
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
+        >>> minari_ds = open_generated("reacher2d-medium", root="datasets")
+        >>> type(minari_ds).__name__, minari_ds.total_episodes, minari_ds.total_steps
+        ('MinariDataset', 2, 200)
+        >>> open_generated("reacher2d-medium", root="elsewhere")
+        Traceback (most recent call last):
+        ...
+        offline_zoo.data.loaders.DataUnavailableError: no generated dataset for 'reacher2d-medium' at elsewhere/offline-zoo/reacher2d-medium-v0: create it with `zoo-data generate reacher2d-medium --root elsewhere`
+    """
+    from minari.dataset.minari_dataset import MinariDataset
+
+    task = get_task(task)
+    path = generated_dataset_path(task, root)
+    if not (path / "data").is_dir():
+        raise DataUnavailableError(
+            f"no generated dataset for {task.name!r} at {path}: create it with `zoo-data generate {task.name}"
+            + (f" --root {root}" if root is not None else "") + "`"
+        )
+    return MinariDataset(path / "data")
+
+
+def generation_metadata(task: str | Task, root: str | os.PathLike | None = None) -> dict:
+    """The offline-zoo record stored with a generated dataset (behaviour policy, seed, statistics).
+
+    Examples:
+        >>> from offline_zoo.data.generation import generate_dataset
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, seed=7, root="datasets")
+        >>> meta = generation_metadata("reacher2d-medium", root="datasets")
+        >>> meta["seed"], meta["statistics"]["episodes"], meta["statistics"]["transitions"]
+        (7, 2, 200)
+        >>> meta["behaviour_policy"]["kind"], meta["min_return"]   # episodes with return <= 20 dropped
+        ('reacher2d-ik', 20.0)
+    """
+    raw = json.loads((generated_dataset_path(task, root) / "data" / "metadata.json").read_text())
+    rec = raw.get("offline_zoo", "{}")
+    return json.loads(rec) if isinstance(rec, str) else dict(rec)
+
+
 def load_generated(task: Task, root: str | os.PathLike | None = None) -> Dataset:
     """Load a dataset generated locally by ``zoo-data generate`` (Minari format) for this task.
 
@@ -372,8 +452,6 @@ def load_generated(task: Task, root: str | os.PathLike | None = None) -> Dataset
         >>> ds.metadata["generation"]["behaviour_policy"]["kind"]
         'reacher2d-ik'
     """
-    from .generation import generation_metadata, open_generated
-
     ds = dataset_from_minari(open_generated(task, root), task=task, source="generated")
     ds.metadata["generation"] = generation_metadata(task, root)
     return ds
