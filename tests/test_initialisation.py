@@ -91,3 +91,26 @@ def test_timestep_init_is_saved_with_the_agent(tmp_path):
     same = DT.load(algo.save(tmp_path / "dt.zip"))
     assert same.config.timestep_init == "released"
     torch.testing.assert_close(same.model.embed_timestep.weight, algo.model.embed_timestep.weight)
+
+
+@pytest.mark.parametrize("agent", sorted(AGENTS))
+def test_training_windows_end_at_the_drawn_step_by_default(agent):
+    # the measured default (docs/deviations.md row 1b): the short, left-padded windows are those of
+    # episode starts, like the contexts of an evaluation episode's first steps; with "start" (the
+    # released code) they are those of episode ends
+    import numpy as np
+
+    for anchor in ("end", "start"):
+        algo = AGENTS[agent]() if anchor == "end" else AGENTS[agent](window_anchor="start")
+        assert algo.config.window_anchor == anchor
+        algo._before_learn()
+        batch = algo._sampler.sample(512)
+        real = batch["mask"] > 0
+        padded = ~real[:, 0]
+        assert padded.any() and real[:, -1].all()  # padding always sits left of the real steps
+        first_real = real.argmax(axis=1)
+        t_first = batch["timesteps"][np.arange(len(real)), first_real][padded]
+        if anchor == "end":
+            assert (t_first == 0).all()
+        else:
+            assert (t_first > 0).any()

@@ -57,9 +57,10 @@ class SequenceConfig(AlgoConfig):
         timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
             ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
             ``docs/deviations.md`` for the measurements behind the default).
-        window_anchor: how training windows are drawn: ``"start"`` (a uniform first step, windows
-            cut at episode ends; the released code) or ``"end"`` (a uniform last step, windows cut at
-            episode starts, like the contexts of an evaluation episode's first steps; d3rlpy).
+        window_anchor: how training windows are drawn: ``"end"`` (default: a uniform last step,
+            windows cut at episode starts, like the contexts of an evaluation episode's first steps;
+            d3rlpy) or ``"start"`` (a uniform first step, windows cut at episode ends; the released
+            code). Measured in ``docs/deviations.md`` (row 1b); the same for DT, Wiki-RL and LaMo.
         precision: ``"fp32"`` or ``"bf16"`` (autocast for training and inference).
         fast_kernels: the training speed paths of `offline_zoo.algos.fast` and
             ``_state_token_forward``: the last block computed only at the state tokens the loss
@@ -91,7 +92,7 @@ class SequenceConfig(AlgoConfig):
     action_head: str = "linear_tanh"
     dropout: float = 0.1
     timestep_init: str = "gpt2"
-    window_anchor: str = "start"
+    window_anchor: str = "end"
     precision: str = "fp32"
     fast_kernels: bool = True
     fast_inference: bool = True
