@@ -30,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.samplers import WindowSampler
-from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, has_lora
+from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, attention_keep, has_lora, token_positions
 from . import fast
 from .base import OfflineAlgo, RolloutState, Spec
 from .config import AlgoConfig
@@ -337,8 +337,10 @@ class SequenceAlgo(OfflineAlgo):
         return self.config.fast_kernels and not self.needs_all_hidden_states and self._body_supports_partial_last_block(self.model)
 
     @staticmethod
-    def _run_body(model, x: torch.Tensor, keep: torch.Tensor, rows: slice, rows_keep: torch.Tensor) -> torch.Tensor:
+    def _run_body(model, x: torch.Tensor, keep: torch.Tensor, rows: slice, rows_keep: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """GPT-2 over ``x`` (B, T, d), the last block only at the query positions ``rows``.
+
+        ``positions`` (B, T) are the wpe position ids (None: ``0 .. T-1``).
 
         Every block but the last runs GPT-2's own modules on all tokens with the boolean mask
         ``keep`` (B or 1, 1, T, T). The last block computes keys and values for all tokens but
@@ -348,7 +350,9 @@ class SequenceAlgo(OfflineAlgo):
         """
         body = model.body
         B, T, d = x.shape
-        h = body.drop(x + body.wpe(torch.arange(T, device=x.device)[None]))
+        if positions is None:
+            positions = torch.arange(T, device=x.device)[None]
+        h = body.drop(x + body.wpe(positions))
         for block in body.h[:-1]:
             h = block(h, None, keep)
             if isinstance(h, tuple):
@@ -380,12 +384,16 @@ class SequenceAlgo(OfflineAlgo):
         m = self.model
         tok, x = m.embed(states, actions, returns_to_go, timesteps, attention_mask)
         T = x.shape[1]
-        keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
-        if attention_mask is not None:
-            keys = (attention_mask > 0).repeat_interleave(3, dim=1)
-            keep = keep & keys[:, None, None, :]
+        positions = None
+        if attention_mask is None:
+            keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
+        else:  # the model's own mask and positions (no fully masked row, positions from the first real token)
+            tokens = attention_mask.repeat_interleave(3, dim=1)
+            keep = attention_keep(tokens)
+            if m.spec.use_position_embeddings:
+                positions = token_positions(tokens)
         rows = slice(1, T, 3)  # the state tokens
-        h = self._run_body(m, x, keep, rows, keep[:, :, rows, :])
+        h = self._run_body(m, x, keep, rows, keep[:, :, rows, :], positions)
         return TrajectoryOutput(m.predict_action(h), tok, x, None)
 
     # -- inference -----------------------------------------------------------------------------

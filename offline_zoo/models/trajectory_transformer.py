@@ -20,6 +20,13 @@ Embedding orders: ``"dt"`` and ``"atari_lamo"`` add the timestep embedding to ev
 embedding and then apply the embedding LayerNorm; ``"lamo"`` and ``"wikirl"`` apply the
 LayerNorm to the stacked modality embeddings first and add the timestep embedding after it.
 
+**Padding.** Windows and rollouts are left-padded. The body gets the 4D boolean mask of
+`attention_keep`: causal, padding keys hidden, and every query sees at least itself, so no row of
+the attention is fully masked (some SDPA kernels return NaN for such rows; the masked loss then stays
+finite while its gradients are NaN). With wpe added, positions count from a window's first real
+token (`token_positions`), so a sequence gets the same positions padded or not, as the released
+code's unpadded windows.
+
 **GPT-2 position embeddings (wpe).** ``GPT2Model.forward`` always adds ``wpe(position_ids)`` to
 ``inputs_embeds``. With ``use_position_embeddings=False`` the body's ``wpe`` is replaced by a
 `NullPositionEmbedding`: it keeps the pre-trained table as a (non-trainable) buffer under
@@ -70,11 +77,13 @@ __all__ = [
     "TrajectoryOutput",
     "TrajectoryTransformer",
     "NullPositionEmbedding",
+    "attention_keep",
     "disable_position_embeddings",
     "extended_position_table",
     "set_body_dropout",
     "unwrap_body",
     "spec_preset",
+    "token_positions",
 ]
 
 EMBED_ORDERS = ("dt", "lamo", "wikirl", "atari_lamo")
@@ -383,6 +392,42 @@ def set_body_dropout(
     return body
 
 
+def attention_keep(token_mask: torch.Tensor) -> torch.Tensor:
+    """The boolean attention mask ``(B, 1, T, T)`` of a batch of token rows (True = attend).
+
+    Causal, keys restricted to real tokens (``token_mask`` (B, T) > 0), and the diagonal always
+    True: a padding query attends to itself only, so no row is fully masked (a softmax over no key
+    is NaN on some SDPA kernels, and its gradient NaN everywhere it flows). Real queries attend
+    to themselves anyway, so their attention is exactly the causal-and-padding one.
+
+    Examples:
+        >>> import torch
+        >>> attention_keep(torch.tensor([[0, 1, 1]]))[0, 0].int().tolist()
+        [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    """
+    if token_mask.dim() != 2:
+        raise ValueError(f"token_mask must have shape (B, T), got {tuple(token_mask.shape)}")
+    T = token_mask.shape[1]
+    real = token_mask > 0
+    causal = torch.ones(T, T, dtype=torch.bool, device=token_mask.device).tril_()
+    eye = torch.eye(T, dtype=torch.bool, device=token_mask.device)
+    return (causal & (real[:, None, :] | eye))[:, None]
+
+
+def token_positions(token_mask: torch.Tensor) -> torch.Tensor:
+    """GPT-2 position ids ``(B, T)`` counted from each row's first real token (padding: 0).
+
+    ``cumsum(token_mask) - 1`` clamped at 0: left padding does not shift the real tokens'
+    positions, so a padded window sees the positions of the same window unpadded.
+
+    Examples:
+        >>> import torch
+        >>> token_positions(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])).tolist()
+        [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+    """
+    return ((token_mask > 0).long().cumsum(dim=1) - 1).clamp_min_(0)
+
+
 class TrajectoryTransformer(nn.Module):
     """Return-conditioned trajectory transformer over a GPT-2 body (DT / Wiki-RL / LaMo).
 
@@ -560,16 +605,37 @@ class TrajectoryTransformer(nn.Module):
         tok, inputs_embeds = self.embed(states, actions, returns_to_go, timesteps, attention_mask)
         B, T, d = inputs_embeds.shape
         K = T // 3
-        mask = None
+        mask = positions = None
         if attention_mask is not None:
             if attention_mask.shape != (B, K):
                 raise ValueError(
                     f"attention_mask must have shape (B, K) = {(B, K)}, got {tuple(attention_mask.shape)}"
                 )
-            mask = attention_mask.to(torch.long).repeat_interleave(3, dim=1)
-        hidden = self.body(inputs_embeds=inputs_embeds, attention_mask=mask, use_cache=False).last_hidden_state
+            tokens = attention_mask.repeat_interleave(3, dim=1)
+            mask = self.body_mask(attention_keep(tokens), inputs_embeds.dtype)
+            if self.spec.use_position_embeddings:
+                positions = token_positions(tokens)
+        hidden = self.body(
+            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state
         preds = self.predict_action(hidden.view(B, K, 3, d)[:, :, 1])
         return TrajectoryOutput(preds, tok, inputs_embeds, hidden)
+
+    def body_mask(self, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``keep`` (boolean, `attention_keep`) in the form the body's attention reads: as is for
+        sdpa and offline-zoo's fast attention, additive (0 / lowest ``dtype`` value) for eager.
+
+        Examples:
+            >>> import torch
+            >>> from transformers import GPT2Config, GPT2Model
+            >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)),
+            ...                           TransformerSpec((3,), 2, max_ep_len=10))
+            >>> m.body_mask(attention_keep(torch.ones(1, 2)), torch.float32).dtype
+            torch.bool
+        """
+        if getattr(self.body.config, "_attn_implementation", None) == "eager":
+            return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
+        return keep
 
     # ------------------------------------------------------------------ language forward
     def language_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
