@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2Model
 from transformers.pytorch_utils import Conv1D
@@ -24,6 +25,7 @@ from offline_zoo.models import (
     spec_preset,
     token_positions,
 )
+from offline_zoo.models.embeddings import TiedActionHead
 
 D, VOCAB = 32, 64
 
@@ -448,3 +450,63 @@ def test_language_loss_matches_manual_ce():
     torch.testing.assert_close(m.language_loss(ids), manual)
     with pytest.raises(ValueError, match="input_ids"):
         m.language_loss(ids[:, :1])
+
+
+# --------------------------------------------------------------------------- Wiki-RL's released settings
+def test_tied_action_head_is_tanh_of_the_action_embedding_weight():
+    m = make_model("wikirl", act_dim=3)
+    assert m.spec.action_head == "tied_tanh" and m.spec.extend_positions  # released run.sh
+    assert not any(k.startswith("predict_action") for k in m.state_dict())  # no weight of its own
+    s, a, r, t, mask = batch()
+    out = m(s, a, r, t, mask)
+    state_hidden = out.hidden_states.view(2, 4, 3, D)[:, :, 1]
+    torch.testing.assert_close(out.action_preds, torch.tanh(state_hidden @ m.embed_action.weight))
+    out.action_preds.sum().backward()
+    assert m.embed_action.weight.grad.abs().sum() > 0  # the action loss trains the shared weight
+    with pytest.raises(ValueError, match="tied_tanh.*embedding='mlp'"):
+        TransformerSpec((3,), 2, embedding="mlp", action_head="tied_tanh")
+
+
+def test_extend_positions_table_is_the_whole_wpe():
+    """Released: the timestep table is wpe itself (n_positions rows when max_ep_len is shorter)."""
+    m = make_model("wikirl", max_ep_len=100, body_kw=dict(n_positions=128))
+    assert m.embed_timestep.weight.shape == (128, D)
+    torch.testing.assert_close(m.embed_timestep.weight, m.body.wpe.weight)
+    t = torch.full((1, 2), 500)  # clamped to max_ep_len - 1, as before
+    torch.testing.assert_close(m.embed(*batch(B=1, K=2)[:3], t)[1], m.embed(*batch(B=1, K=2)[:3], torch.full((1, 2), 99))[1])
+
+
+@pytest.mark.parametrize("extend", [False, True])
+def test_language_positions_only_in_the_language_forward(extend):
+    """Wiki-RL co-training: the language forward adds positions (the timestep table with
+    extend_positions, else the LM's wpe), the RL forward does not."""
+    m = make_model("wikirl", extend_positions=extend, language_positions=True)
+    table = m.embed_timestep.weight if extend else m.body.wpe.weight
+    assert table.requires_grad and isinstance(m.body.wpe, NullPositionEmbedding)
+    ids = torch.randint(0, VOCAB, (2, 10))
+    ref_body = make_body()
+    ref_body.load_state_dict({**m.body.state_dict(), "wpe.weight": table.detach()[: ref_body.wpe.weight.shape[0]]})
+    ref = F.linear(ref_body.eval()(input_ids=ids).last_hidden_state, ref_body.wte.weight)
+    torch.testing.assert_close(m.language_logits(ids), ref, rtol=1e-5, atol=1e-5)
+    m.zero_grad()
+    m.language_loss(ids).backward()
+    assert table.grad[:9].abs().sum() > 0 and table.grad[10:].abs().sum() == 0
+    s, a, r, t, mask = batch()
+    base = preds(m, s, a, r, t, mask)
+    with torch.no_grad():
+        m.body.wpe.weight.normal_(0, 10.0)  # the RL forward reads no wpe
+    torch.testing.assert_close(preds(m, s, a, r, t, mask), base, rtol=0, atol=0)
+    plain = make_model("wikirl", extend_positions=extend)  # language_positions off: no positions
+    assert not plain.spec.language_positions
+
+
+def test_wikirl_cotraining_sets_language_positions():
+    from offline_zoo import WikiRL
+    from offline_zoo.testing import tiny_dataset
+
+    kw = dict(device="cpu", lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, n_clusters=4,
+              corpus="random", lm_block_size=8, lm_batch_size=1, context_len=4, batch_size=4)
+    co = WikiRL(tiny_dataset(), lm_loss_coef=0.2, **kw)
+    assert co.model.spec.language_positions and co.model.spec.extend_positions
+    assert co.config.action_head == "tied_tanh" and isinstance(co.model.predict_action, TiedActionHead)
+    assert not WikiRL(tiny_dataset(), **kw).model.spec.language_positions  # lm_loss_coef 0: no language forward

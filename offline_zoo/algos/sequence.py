@@ -52,7 +52,8 @@ class SequenceConfig(AlgoConfig):
         warmup_steps: linear learning-rate warmup, then constant.
         grad_clip: gradient-norm clipping.
         embedding: ``"linear"`` or ``"mlp"`` modality embeddings.
-        action_head: ``"linear_tanh"``, ``"linear"`` or ``"mlp"`` (continuous); discrete tasks use logits.
+        action_head: ``"linear_tanh"``, ``"linear"``, ``"mlp"`` or ``"tied_tanh"`` (tied to the linear
+            action embedding, Wiki-RL's default) for continuous actions; discrete tasks use logits.
         dropout: GPT-2 residual/embedding/attention dropout of the body.
         timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
             ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
@@ -206,7 +207,8 @@ class SequenceAlgo(OfflineAlgo):
             embed_order=self.embed_order,
             embedding=c.embedding,
             timestep_init=c.timestep_init,
-            action_head=("linear" if c.action_head == "linear_tanh" else c.action_head) if s.discrete else c.action_head,
+            # discrete actions: logits (a tanh-squashed or tied head is a continuous choice)
+            action_head=("linear" if c.action_head in ("linear_tanh", "tied_tanh") else c.action_head) if s.discrete else c.action_head,
         )
         return TransformerSpec(**kwargs)
 
