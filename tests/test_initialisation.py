@@ -15,6 +15,7 @@ from torch import nn
 
 from offline_zoo import DT, LaMo, WikiRL
 from offline_zoo.models import TrajectoryTransformer, TransformerSpec
+from offline_zoo.models.embeddings import TiedActionHead
 from offline_zoo.testing import tiny_dataset
 
 TINY_LM = dict(lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, corpus="random", lm_block_size=8, lm_batch_size=1)
@@ -43,6 +44,8 @@ def _linears(module: nn.Module):
 def test_default_timestep_table_is_small_normal(agent):
     model = AGENTS[agent]().model
     w = model.embed_timestep.weight.detach()
+    if agent == "wikirl":  # released --extend_positions: the table starts as the LM's wpe
+        torch.testing.assert_close(w, model.body.wpe.weight.detach(), rtol=0, atol=0)
     assert w.numel() >= 10_000  # enough draws for a 10% check of the standard deviation
     assert abs(float(w.mean())) < 0.002
     assert float(w.std()) == pytest.approx(0.02, rel=0.1)
@@ -50,7 +53,8 @@ def test_default_timestep_table_is_small_normal(agent):
 
 @pytest.mark.parametrize("agent", sorted(AGENTS))
 def test_released_timestep_table_is_unit_normal(agent):
-    model = AGENTS[agent](timestep_init="released").model
+    fresh_table = {"extend_positions": False} if agent == "wikirl" else {}  # else the table is wpe
+    model = AGENTS[agent](timestep_init="released", **fresh_table).model
     w = model.embed_timestep.weight.detach()
     assert float(w.std()) == pytest.approx(1.0, rel=0.1)
 
@@ -58,7 +62,12 @@ def test_released_timestep_table_is_unit_normal(agent):
 @pytest.mark.parametrize("agent", sorted(AGENTS))
 def test_embeddings_heads_and_layer_norm_keep_torch_defaults(agent):
     model = AGENTS[agent]().model
-    for part in ("embed_state", "embed_action", "embed_return", "predict_action"):
+    parts = ("embed_state", "embed_action", "embed_return", "predict_action")
+    if agent == "wikirl":  # released --share_input_output_proj: the head is the action embedding's weight
+        assert isinstance(model.predict_action, TiedActionHead) and not list(model.predict_action.parameters())
+        assert model.predict_action._embedding[0] is model.embed_action
+        parts = parts[:-1]
+    for part in parts:
         layers = _linears(getattr(model, part))
         assert layers, f"{agent}: {part} has no Linear layer"
         for name, layer in layers:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+import torch.nn.functional as F
 from torch import nn
 from transformers import GPT2Config, GPT2Model
 from transformers.pytorch_utils import Conv1D
@@ -15,12 +16,16 @@ from offline_zoo.models import (
     TrajectoryTransformer,
     TransformerSpec,
     apply_lora,
+    attention_keep,
     count_parameters,
     extended_position_table,
     freeze_for_mode,
     merge_lora,
+    set_body_dropout,
     spec_preset,
+    token_positions,
 )
+from offline_zoo.models.embeddings import TiedActionHead
 
 D, VOCAB = 32, 64
 
@@ -159,6 +164,72 @@ def test_padding_is_masked(discrete):
     assert torch.isfinite(p).all()
 
 
+def _nan_on_empty_rows_attention(module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention as the SDPA kernels that return NaN for a query with no visible key (plain softmax
+    over an all -inf row): what some GPU backends compute."""
+    scores = query @ key.transpose(-1, -2) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
+    if attention_mask is not None:
+        allowed = attention_mask if attention_mask.dtype == torch.bool else attention_mask > torch.finfo(attention_mask.dtype).min / 2
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    return (torch.softmax(scores, dim=-1) @ value).transpose(1, 2).contiguous(), None
+
+
+def _padded_rows_batch(discrete):
+    s, a, r, t, mask = batch(B=3, K=4, discrete=discrete)
+    mask[0] = 0  # a fully padded window: every one of its queries has no real key
+    mask[1, :3] = 0  # left padding
+    return s, a, r, t, mask
+
+
+def _grads_after_masked_loss(m, inputs):
+    m.zero_grad(set_to_none=True)
+    out = m(*inputs)
+    real = inputs[-1] > 0
+    loss = torch.where(real[..., None], out.action_preds.float() ** 2, 0.0).sum()
+    loss.backward()
+    return loss, [(n, p.grad) for n, p in m.named_parameters() if p.grad is not None]
+
+
+@pytest.mark.parametrize("preset", ["dt", "lamo_atari"])
+@pytest.mark.parametrize("attention", ["sdpa_math", "sdpa_flash", "eager", "nan_on_empty_rows"])
+def test_padding_rows_give_finite_gradients(preset, attention):
+    """No attention row is fully masked (every query sees itself), so the backward of a masked loss
+    is NaN-free on every backend, even one that returns NaN for empty rows."""
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register("nan_on_empty_rows", _nan_on_empty_rows_attention)
+    AttentionMaskInterface.register("nan_on_empty_rows", sdpa_mask)
+    discrete = preset == "lamo_atari"
+    m = make_model(preset, act_dim=3, **({"max_ep_len": 100} if discrete else {})).train()
+    impl = {"eager": "eager", "nan_on_empty_rows": "nan_on_empty_rows"}.get(attention, "sdpa")
+    m.body.config._attn_implementation = impl
+    inputs = _padded_rows_batch(discrete)
+    backend = {"sdpa_math": SDPBackend.MATH, "sdpa_flash": SDPBackend.FLASH_ATTENTION}.get(attention)
+    if backend is SDPBackend.FLASH_ATTENTION:
+        set_body_dropout(m.body, 0.0, 0.0, 0.0)  # the fused CPU kernels have no dropout
+    with sdpa_kernel([backend] if backend is not None else [SDPBackend.MATH]):
+        loss, grads = _grads_after_masked_loss(m, inputs)
+    assert torch.isfinite(loss)
+    assert grads and all(torch.isfinite(g).all() for _, g in grads), [n for n, g in grads if not torch.isfinite(g).all()]
+    # the test can fail: that attention does return NaN for a fully masked row
+    q = torch.randn(1, 1, 2, 4)
+    out, _ = _nan_on_empty_rows_attention(None, q, q, q, torch.tensor([[[[False, False], [True, True]]]]))
+    assert torch.isnan(out[0, 0]).all() and torch.isfinite(out[0, 1]).all()
+
+
+def test_attention_keep_has_no_empty_row_and_changes_no_real_row():
+    tokens = torch.tensor([[0, 0, 0, 0], [0, 1, 1, 1], [1, 1, 1, 1]])
+    keep = attention_keep(tokens)
+    assert keep.shape == (3, 1, 4, 4) and keep.any(-1).all()
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()
+    real_rows = tokens > 0
+    expected = causal & (tokens > 0)[:, None, :]  # causal and padding, for real queries
+    assert torch.equal(keep[:, 0][real_rows], expected[real_rows])
+    assert torch.equal(keep[0, 0], torch.eye(4, dtype=torch.bool))  # padding queries: themselves only
+
+
 # --------------------------------------------------------------------------- wpe / embedding order
 def test_no_wpe_path_independent_of_wpe_weights():
     m = make_model("lamo")
@@ -185,6 +256,23 @@ def test_wpe_used_when_enabled():
     with torch.no_grad():
         m.body.wpe.weight.normal_(0, 1.0)
     assert (preds(m, s, a, r, t, mask) - base).abs().max() > 1e-4
+
+
+@pytest.mark.parametrize("preset", ["lamo_atari", "dt", "lamo"])
+def test_wpe_positions_independent_of_left_padding(preset):
+    """With wpe added, a 3-step sequence gives the same actions unpadded and left-padded to K=6:
+    positions count from the first real token (the released code trains and evaluates unpadded)."""
+    discrete = preset == "lamo_atari"
+    m = make_model(preset, act_dim=3, **({} if discrete else {"use_position_embeddings": True}))
+    assert isinstance(m.body.wpe, nn.Embedding)
+    with torch.no_grad():
+        m.body.wpe.weight.normal_(0, 1.0)  # positions matter a lot
+    s, a, r, t, _ = batch(B=1, K=3, discrete=discrete, seed=3)
+    short = preds(m, s, a, r, t, torch.ones(1, 3))
+    pad = lambda x, v=0: torch.cat([torch.full((1, 3, *x.shape[2:]), v, dtype=x.dtype), x], dim=1)  # noqa: E731
+    long = preds(m, pad(s, 5.0), pad(a), pad(r, 2.0), pad(t), torch.tensor([[0, 0, 0, 1, 1, 1]]))
+    torch.testing.assert_close(long[:, 3:], short, rtol=0, atol=1e-5)
+    assert torch.equal(token_positions(torch.tensor([[0, 0, 1, 1]]).repeat_interleave(3, 1)), torch.tensor([[0] * 6 + list(range(6))]))
 
 
 def test_embed_order():
@@ -362,3 +450,63 @@ def test_language_loss_matches_manual_ce():
     torch.testing.assert_close(m.language_loss(ids), manual)
     with pytest.raises(ValueError, match="input_ids"):
         m.language_loss(ids[:, :1])
+
+
+# --------------------------------------------------------------------------- Wiki-RL's released settings
+def test_tied_action_head_is_tanh_of_the_action_embedding_weight():
+    m = make_model("wikirl", act_dim=3)
+    assert m.spec.action_head == "tied_tanh" and m.spec.extend_positions  # released run.sh
+    assert not any(k.startswith("predict_action") for k in m.state_dict())  # no weight of its own
+    s, a, r, t, mask = batch()
+    out = m(s, a, r, t, mask)
+    state_hidden = out.hidden_states.view(2, 4, 3, D)[:, :, 1]
+    torch.testing.assert_close(out.action_preds, torch.tanh(state_hidden @ m.embed_action.weight))
+    out.action_preds.sum().backward()
+    assert m.embed_action.weight.grad.abs().sum() > 0  # the action loss trains the shared weight
+    with pytest.raises(ValueError, match="tied_tanh.*embedding='mlp'"):
+        TransformerSpec((3,), 2, embedding="mlp", action_head="tied_tanh")
+
+
+def test_extend_positions_table_is_the_whole_wpe():
+    """Released: the timestep table is wpe itself (n_positions rows when max_ep_len is shorter)."""
+    m = make_model("wikirl", max_ep_len=100, body_kw=dict(n_positions=128))
+    assert m.embed_timestep.weight.shape == (128, D)
+    torch.testing.assert_close(m.embed_timestep.weight, m.body.wpe.weight)
+    t = torch.full((1, 2), 500)  # clamped to max_ep_len - 1, as before
+    torch.testing.assert_close(m.embed(*batch(B=1, K=2)[:3], t)[1], m.embed(*batch(B=1, K=2)[:3], torch.full((1, 2), 99))[1])
+
+
+@pytest.mark.parametrize("extend", [False, True])
+def test_language_positions_only_in_the_language_forward(extend):
+    """Wiki-RL co-training: the language forward adds positions (the timestep table with
+    extend_positions, else the LM's wpe), the RL forward does not."""
+    m = make_model("wikirl", extend_positions=extend, language_positions=True)
+    table = m.embed_timestep.weight if extend else m.body.wpe.weight
+    assert table.requires_grad and isinstance(m.body.wpe, NullPositionEmbedding)
+    ids = torch.randint(0, VOCAB, (2, 10))
+    ref_body = make_body()
+    ref_body.load_state_dict({**m.body.state_dict(), "wpe.weight": table.detach()[: ref_body.wpe.weight.shape[0]]})
+    ref = F.linear(ref_body.eval()(input_ids=ids).last_hidden_state, ref_body.wte.weight)
+    torch.testing.assert_close(m.language_logits(ids), ref, rtol=1e-5, atol=1e-5)
+    m.zero_grad()
+    m.language_loss(ids).backward()
+    assert table.grad[:9].abs().sum() > 0 and table.grad[10:].abs().sum() == 0
+    s, a, r, t, mask = batch()
+    base = preds(m, s, a, r, t, mask)
+    with torch.no_grad():
+        m.body.wpe.weight.normal_(0, 10.0)  # the RL forward reads no wpe
+    torch.testing.assert_close(preds(m, s, a, r, t, mask), base, rtol=0, atol=0)
+    plain = make_model("wikirl", extend_positions=extend)  # language_positions off: no positions
+    assert not plain.spec.language_positions
+
+
+def test_wikirl_cotraining_sets_language_positions():
+    from offline_zoo import WikiRL
+    from offline_zoo.testing import tiny_dataset
+
+    kw = dict(device="cpu", lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2, n_clusters=4,
+              corpus="random", lm_block_size=8, lm_batch_size=1, context_len=4, batch_size=4)
+    co = WikiRL(tiny_dataset(), lm_loss_coef=0.2, **kw)
+    assert co.model.spec.language_positions and co.model.spec.extend_positions
+    assert co.config.action_head == "tied_tanh" and isinstance(co.model.predict_action, TiedActionHead)
+    assert not WikiRL(tiny_dataset(), **kw).model.spec.language_positions  # lm_loss_coef 0: no language forward

@@ -260,3 +260,39 @@ def test_a_saved_lm_agent_loads_without_its_language_model(algo_class, tmp_path,
     algo.learn(2, progress_bar=False)
     loaded.learn(2, progress_bar=False)
     np.testing.assert_allclose(loaded.predict(obs)[0], algo.predict(obs)[0], rtol=1e-5, atol=1e-6)
+
+
+def test_released_atari_lr_schedule_is_an_option_and_atari_lamo_default():
+    """The released Atari schedule (token warmup + cosine, fed with the cumulative token count) is
+    ``lr_schedule="released_atari"``; LaMo's Atari default, the step-count warmup elsewhere."""
+    from offline_zoo.algos.config import resolve_config
+    from offline_zoo.algos.lamo import LaMoConfig
+    from offline_zoo.algos.sequence import ReleasedAtariLR
+
+    atari = resolve_config(LaMoConfig, "lamo", oz.get_task("breakout-medium"), {})
+    assert (atari.lr_schedule, atari.warmup_tokens, atari.final_tokens) == ("released_atari", 375e6, 260e9)
+    assert resolve_config(LaMoConfig, "lamo", oz.get_task("hopper-medium"), {}).lr_schedule == "constant_after_warmup"
+    # the released multiplier after n steps of c tokens each: tokens = c * n (n + 1) / 2
+    opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    sched = ReleasedAtariLR(opt, 375e6, 260e9)
+    lrs = []
+    for _ in range(20_000):
+        opt.step()
+        sched.step_tokens(3000)
+        lrs.append(opt.param_groups[0]["lr"])
+    n = np.arange(1, 20_001)
+    tokens = 3000 * n * (n + 1) / 2
+    progress = (tokens - 375e6) / (260e9 - 375e6)
+    expected = np.where(tokens < 375e6, tokens / 375e6, np.maximum(0.1, 0.5 * (1 + np.cos(np.pi * progress))))
+    np.testing.assert_allclose(lrs, expected, rtol=1e-9, atol=1e-12)
+    assert lrs[498] < 1.0 <= max(lrs[:600]) + 1e-9 and min(lrs[13_000:]) == pytest.approx(0.1)  # warm by ~500, oscillating after ~13k
+    # an agent steps it with its batch's non-zero real actions, and saves the counters
+    algo = LaMo(tiny_dataset("discrete"), **TINY_LM, target_returns=(1.0,), lr_schedule="released_atari",
+                warmup_tokens=50, final_tokens=500)
+    assert isinstance(algo.schedulers["model"], ReleasedAtariLR)
+    algo.learn(3, progress_bar=False)
+    s = algo.schedulers["model"]
+    assert 0 < s.seen <= 3 * algo.config.batch_size * algo.config.context_len and s.tokens > s.seen
+    assert algo.schedulers["model"].state_dict()["tokens"] == s.tokens
+    with pytest.raises(ValueError, match="lr_schedule='cosine'.*constant_after_warmup, released_atari"):
+        LaMo(tiny_dataset(), **TINY_LM, lr_schedule="cosine")

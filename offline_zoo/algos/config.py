@@ -87,7 +87,7 @@ _RANGES: dict[str, tuple[float, bool, float, bool]] = {
     ), _AT_LEAST_ONE),
     **dict.fromkeys(("warmup_steps", "rl_start_step"), _NON_NEGATIVE),
     **dict.fromkeys((
-        "adam_eps", "grad_clip", "lora_alpha", "alignment_horizon", "reward_multiplier", "weight_temp", "max_weight",
+        "adam_eps", "grad_clip", "lora_alpha", "warmup_tokens", "final_tokens", "alignment_horizon", "reward_multiplier", "weight_temp", "max_weight",
         "initial_alpha", "initial_temperature",
     ), _POSITIVE),
     **dict.fromkeys((

@@ -25,19 +25,73 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import math
+
 import numpy as np
 import torch
 import torch.nn.functional as F
 
 from ..data.samplers import WindowSampler
-from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, has_lora
+from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, attention_keep, has_lora, token_positions
 from . import fast
 from .base import OfflineAlgo, RolloutState, Spec
 from .config import AlgoConfig
 
-__all__ = ["SequenceConfig", "SequenceAlgo", "SequenceRolloutState"]
+__all__ = ["LR_SCHEDULES", "ReleasedAtariLR", "SequenceConfig", "SequenceAlgo", "SequenceRolloutState"]
 
 PRECISIONS = ("fp32", "bf16")
+#: ``"constant_after_warmup"``: linear warmup over ``warmup_steps`` gradient steps, then constant;
+#: ``"released_atari"``: `ReleasedAtariLR`, the released LaMo Atari schedule with its token-count bug
+LR_SCHEDULES = ("constant_after_warmup", "released_atari")
+
+
+class ReleasedAtariLR(torch.optim.lr_scheduler.LRScheduler):
+    """The learning-rate schedule of the released LaMo Atari code (``experiment-atari/core.py``),
+    bug included: linear warmup over ``warmup_tokens`` then cosine decay to ``final_tokens``
+    (floored at 0.1x), of a token count that adds up the *cumulative* count at every step.
+
+    `step_tokens` (n) is called once per gradient step with the step's tokens (the released code
+    counts the batch's non-zero actions): ``seen += n; tokens += seen``. So ``tokens`` grows
+    quadratically with the steps: with about 3,000 tokens a step, warmup ends near step 500, the
+    cosine reaches its end near step 13,000, after which the multiplier oscillates between 0.1 and
+    1 (the cosine of a progress past 1). Counted correctly, 375e6 warmup tokens would outlast a
+    100k-step run. The counters are saved with the scheduler's state dict.
+
+    Examples:
+        >>> import torch
+        >>> opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        >>> sched = ReleasedAtariLR(opt, warmup_tokens=100, final_tokens=1000)
+        >>> opt.param_groups[0]["lr"]  # the released first step runs at lr 0
+        0.0
+        >>> for _ in range(3):
+        ...     sched.step_tokens(10)  # seen 10, 20, 30: tokens 10, 30, 60
+        >>> sched.tokens, round(opt.param_groups[0]["lr"], 6)
+        (60.0, 0.6)
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, warmup_tokens: float, final_tokens: float) -> None:
+        if not 0 < warmup_tokens < final_tokens:
+            raise ValueError(f"need 0 < warmup_tokens < final_tokens, got {warmup_tokens} and {final_tokens}")
+        self.warmup_tokens, self.final_tokens = float(warmup_tokens), float(final_tokens)
+        self.seen = 0.0  # tokens of all steps so far (what the released loop passes)
+        self.tokens = 0.0  # the released scheduler's sum of those cumulative counts
+        super().__init__(optimizer)
+
+    def multiplier(self) -> float:
+        """The factor on the base learning rate at the current ``tokens``."""
+        if self.tokens < self.warmup_tokens:
+            return self.tokens / self.warmup_tokens
+        progress = (self.tokens - self.warmup_tokens) / (self.final_tokens - self.warmup_tokens)
+        return max(0.1, 0.5 * (1.0 + math.cos(math.pi * progress)))
+
+    def get_lr(self) -> list[float]:
+        return [lr * self.multiplier() for lr in self.base_lrs]
+
+    def step_tokens(self, n: float) -> None:
+        """One gradient step that saw ``n`` tokens."""
+        self.seen += float(n)
+        self.tokens += self.seen
+        self.step()
 
 
 @dataclass
@@ -49,10 +103,16 @@ class SequenceConfig(AlgoConfig):
         learning_rate: AdamW learning rate (one group: all trainable parameters).
         weight_decay: AdamW weight decay.
         adam_eps: AdamW epsilon.
-        warmup_steps: linear learning-rate warmup, then constant.
+        warmup_steps: linear learning-rate warmup, then constant (``lr_schedule="constant_after_warmup"``).
+        lr_schedule: ``"constant_after_warmup"`` (default) or ``"released_atari"`` (`ReleasedAtariLR`:
+            the released LaMo Atari schedule, token warmup + cosine fed with the cumulative token
+            count, as it produced the paper's Table 2; LaMo's Atari default). See ``docs/deviations.md``.
+        warmup_tokens: ``"released_atari"`` only: warmup tokens (released 375e6).
+        final_tokens: ``"released_atari"`` only: end of the cosine, in tokens (released 260e9).
         grad_clip: gradient-norm clipping.
         embedding: ``"linear"`` or ``"mlp"`` modality embeddings.
-        action_head: ``"linear_tanh"``, ``"linear"`` or ``"mlp"`` (continuous); discrete tasks use logits.
+        action_head: ``"linear_tanh"``, ``"linear"``, ``"mlp"`` or ``"tied_tanh"`` (tied to the linear
+            action embedding, Wiki-RL's default) for continuous actions; discrete tasks use logits.
         dropout: GPT-2 residual/embedding/attention dropout of the body.
         timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
             ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
@@ -87,6 +147,9 @@ class SequenceConfig(AlgoConfig):
     weight_decay: float = 1e-4
     adam_eps: float = 1e-8
     warmup_steps: int = 10_000
+    lr_schedule: str = "constant_after_warmup"
+    warmup_tokens: float = 375e6
+    final_tokens: float = 260e9
     grad_clip: float = 0.25
     embedding: str = "linear"
     action_head: str = "linear_tanh"
@@ -207,7 +270,8 @@ class SequenceAlgo(OfflineAlgo):
             embed_order=self.embed_order,
             embedding=c.embedding,
             timestep_init=c.timestep_init,
-            action_head=("linear" if c.action_head == "linear_tanh" else c.action_head) if s.discrete else c.action_head,
+            # discrete actions: logits (a tanh-squashed or tied head is a continuous choice)
+            action_head=("linear" if c.action_head in ("linear_tanh", "tied_tanh") else c.action_head) if s.discrete else c.action_head,
         )
         return TransformerSpec(**kwargs)
 
@@ -217,6 +281,8 @@ class SequenceAlgo(OfflineAlgo):
     def _build(self) -> None:
         if self.config.precision not in PRECISIONS:
             raise ValueError(f"precision={self.config.precision!r}; allowed: {', '.join(PRECISIONS)}")
+        if self.config.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"lr_schedule={self.config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
         if self.config.context_len < 1:
             raise ValueError(f"context_len={self.config.context_len} must be >= 1")
         self.model = TrajectoryTransformer(self._make_body(), self._transformer_spec())
@@ -227,9 +293,12 @@ class SequenceAlgo(OfflineAlgo):
             fast.enable_fast_training(self.model, cast_lora_inputs=False)
         params = [p for p in self.model.parameters() if p.requires_grad]
         opt = fast.make_adamw(params, self.device, lr=c.learning_rate, weight_decay=c.weight_decay, eps=c.adam_eps)
-        warmup = max(1, int(c.warmup_steps))
         self.optimizers = {"model": opt}
-        self.schedulers = {"model": torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min((step + 1) / warmup, 1.0))}
+        if c.lr_schedule == "released_atari":
+            self.schedulers = {"model": ReleasedAtariLR(opt, c.warmup_tokens, c.final_tokens)}
+        else:
+            warmup = max(1, int(c.warmup_steps))
+            self.schedulers = {"model": torch.optim.lr_scheduler.LambdaLR(opt, lambda step: min((step + 1) / warmup, 1.0))}
         self._sampler: WindowSampler | None = None
         self._stager = fast.PinnedStager(self.device) if self.device.type == "cuda" else None
         self._inference: tuple[tuple, torch.nn.Module] | None = None  # (weights key, model)
@@ -298,7 +367,8 @@ class SequenceAlgo(OfflineAlgo):
 
     def _train_step(self) -> dict[str, Any]:
         self.model.train()
-        b = self._batch_tensors(self._sampler.sample(self.config.batch_size))
+        batch = self._sampler.sample(self.config.batch_size)
+        b = self._batch_tensors(batch)
         if self._state_token_forward_applies():
             forward = self._compiled_fn("state_token_forward", self._state_token_forward)
         else:
@@ -316,7 +386,12 @@ class SequenceAlgo(OfflineAlgo):
         torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
         opt.step()
         self._weights_epoch += 1
-        self.schedulers["model"].step()
+        scheduler = self.schedulers["model"]
+        if isinstance(scheduler, ReleasedAtariLR):  # the released count: non-zero actions (real steps), from the host copy
+            real = batch["mask"] > 0
+            scheduler.step_tokens(int(((batch["actions"].reshape(*real.shape, -1) > 0) & real[..., None]).sum()))
+        else:
+            scheduler.step()
         metrics = {"loss": loss.detach(), "action_loss": action_loss.detach()}
         metrics.update({k: term.detach() for k, (_, term) in extra.items()})
         return metrics
@@ -338,8 +413,10 @@ class SequenceAlgo(OfflineAlgo):
         return self.config.fast_kernels and not self.needs_all_hidden_states and self._body_supports_partial_last_block(self.model)
 
     @staticmethod
-    def _run_body(model, x: torch.Tensor, keep: torch.Tensor, rows: slice, rows_keep: torch.Tensor) -> torch.Tensor:
+    def _run_body(model, x: torch.Tensor, keep: torch.Tensor, rows: slice, rows_keep: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         """GPT-2 over ``x`` (B, T, d), the last block only at the query positions ``rows``.
+
+        ``positions`` (B, T) are the wpe position ids (None: ``0 .. T-1``).
 
         Every block but the last runs GPT-2's own modules on all tokens with the boolean mask
         ``keep`` (B or 1, 1, T, T). The last block computes keys and values for all tokens but
@@ -349,7 +426,9 @@ class SequenceAlgo(OfflineAlgo):
         """
         body = model.body
         B, T, d = x.shape
-        h = body.drop(x + body.wpe(torch.arange(T, device=x.device)[None]))
+        if positions is None:
+            positions = torch.arange(T, device=x.device)[None]
+        h = body.drop(x + body.wpe(positions))
         for block in body.h[:-1]:
             h = block(h, None, keep)
             if isinstance(h, tuple):
@@ -381,12 +460,16 @@ class SequenceAlgo(OfflineAlgo):
         m = self.model
         tok, x = m.embed(states, actions, returns_to_go, timesteps, attention_mask)
         T = x.shape[1]
-        keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
-        if attention_mask is not None:
-            keys = (attention_mask > 0).repeat_interleave(3, dim=1)
-            keep = keep & keys[:, None, None, :]
+        positions = None
+        if attention_mask is None:
+            keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
+        else:  # the model's own mask and positions (no fully masked row, positions from the first real token)
+            tokens = attention_mask.repeat_interleave(3, dim=1)
+            keep = attention_keep(tokens)
+            if m.spec.use_position_embeddings:
+                positions = token_positions(tokens)
         rows = slice(1, T, 3)  # the state tokens
-        h = self._run_body(m, x, keep, rows, keep[:, :, rows, :])
+        h = self._run_body(m, x, keep, rows, keep[:, :, rows, :], positions)
         return TrajectoryOutput(m.predict_action(h), tok, x, None)
 
     # -- inference -----------------------------------------------------------------------------

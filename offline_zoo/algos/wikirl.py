@@ -2,14 +2,20 @@
 
 A pre-trained LM (GPT-2, or a ChibiT-sized GPT-2 pre-trained on Wikipedia) is fully fine-tuned as
 the Decision Transformer body, with linear embeddings and the LayerNorm applied to the stacked
-modality embeddings before the timestep embedding is added; residual dropout 0.2.
+modality embeddings before the timestep embedding is added; residual dropout 0.2. As the released
+``run.sh`` (``--extend_positions --share_input_output_proj``): the timestep table starts as the
+pre-trained wpe and the action head is tied to the action embedding, ``tanh(x @ W_embed_action)``
+without bias (``action_head="tied_tanh"``; ``"linear_tanh"`` is DT's untied Linear + Tanh).
 
 Two auxiliary losses, both switchable:
 
 * **L_cos** (``alignment_coef``): pulls the input embeddings towards the nearest of 1000 k-means
   centres of the LM's token embeddings (cached on disk per LM), with the released annealing
   ``lambda_1 = 0.1 * sigmoid((5000 - step) / 500 - 5)`` (0.05 at step 2500, ~0 by 5000).
-* **L_LM** (``lm_loss_coef``): next-token loss on text through the same body (co-training).
+* **L_LM** (``lm_loss_coef``): next-token loss on text through the same body (co-training). As in
+  the released co-training code, the language forward adds position embeddings (the timestep
+  table with ``extend_positions``, which the released code shares with wpe; else the LM's wpe)
+  and the RL forward does not.
 
 Examples:
     >>> from offline_zoo import WikiRL
@@ -39,7 +45,10 @@ class WikiRLConfig(LMBackedConfig):
     Attributes:
         resid_dropout: residual dropout of the body (0.2 in the released code).
         attn_dropout: attention dropout of the body (0.1 in the released code).
-        extend_positions: use the pre-trained wpe as the timestep table (tiled past n_positions).
+        action_head: ``"tied_tanh"`` (released run.sh ``--share_input_output_proj``: ``tanh(x @
+            W_embed_action)``, no bias), or an untied head (``"linear_tanh"``, ``"linear"``, ``"mlp"``).
+        extend_positions: use the pre-trained wpe as the timestep table (tiled past n_positions;
+            released run.sh ``--extend_positions``); False: a fresh table (``timestep_init``).
         alignment_coef: base weight lambda_1 of L_cos (0 disables it).
         alignment_anneal: anneal lambda_1 with the released sigmoid schedule over ``alignment_horizon``.
         alignment_horizon: steps of the annealing schedule (lambda_1 is about 0 from there on).
@@ -51,14 +60,17 @@ class WikiRLConfig(LMBackedConfig):
         >>> cfg = WikiRLConfig()
         >>> cfg.alignment_coef, cfg.lm_loss_coef, cfg.resid_dropout, cfg.n_clusters
         (0.1, 0.0, 0.2, 1000)
+        >>> cfg.action_head, cfg.extend_positions  # the released run.sh
+        ('tied_tanh', True)
     """
 
+    action_head: str = "tied_tanh"
     weight_decay: float = 1e-4
     adam_eps: float = 1e-6
     warmup_steps: int = 10_000
     resid_dropout: float = 0.2
     attn_dropout: float = 0.1
-    extend_positions: bool = False
+    extend_positions: bool = True
     alignment_coef: float = 0.1
     alignment_anneal: bool = True
     alignment_horizon: float = 5000.0
@@ -101,7 +113,11 @@ class WikiRL(LMBackedAlgo):
 
     def _transformer_spec(self) -> TransformerSpec:
         c = self.config
-        return super()._transformer_spec().replace(extend_positions=c.extend_positions, resid_pdrop=c.resid_dropout, attn_pdrop=c.attn_dropout)
+        # co-training adds positions in the language forward only, as the released lm_cotraining code
+        return super()._transformer_spec().replace(
+            extend_positions=c.extend_positions, language_positions=c.lm_loss_coef > 0,
+            resid_pdrop=c.resid_dropout, attn_pdrop=c.attn_dropout,
+        )
 
     def _prepare_body(self, model) -> None:
         if self.config.alignment_coef > 0:

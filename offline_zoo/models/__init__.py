@@ -43,10 +43,12 @@ from offline_zoo.models.trajectory_transformer import (
     TrajectoryOutput,
     TrajectoryTransformer,
     TransformerSpec,
+    attention_keep,
     disable_position_embeddings,
     extended_position_table,
     set_body_dropout,
     spec_preset,
+    token_positions,
     unwrap_body,
 )
 
@@ -64,6 +66,7 @@ __all__ = [
     "TrajectoryTransformer",
     "TransformerSpec",
     "apply_lora",
+    "attention_keep",
     "count_parameters",
     "disable_position_embeddings",
     "extended_position_table",
@@ -76,5 +79,6 @@ __all__ = [
     "merge_lora",
     "set_body_dropout",
     "spec_preset",
+    "token_positions",
     "unwrap_body",
 ]

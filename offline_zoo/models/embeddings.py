@@ -8,7 +8,8 @@ Two embedding kinds exist for every modality (return-to-go, state, action):
   ``h = Linear(in, d)(x)`` (or ``h = Embedding(n, d)(x)`` for discrete actions).
 
 Action heads: ``"linear_tanh"`` (Linear + Tanh, DT / LaMo-Hopper), ``"linear"`` (no squashing),
-``"mlp"`` (LaMo: Linear(d, d) -> GELU -> Linear(d, act_dim), no Tanh). Discrete heads are a
+``"mlp"`` (LaMo: Linear(d, d) -> GELU -> Linear(d, act_dim), no Tanh), and in the trajectory
+transformer ``"tied_tanh"`` (`TiedActionHead`: Wiki-RL's ``--share_input_output_proj``). Discrete heads are a
 ``Linear(d, n_actions)`` with an optional Tanh on the logits (inherited by LaMo's Atari code).
 
 Examples:
@@ -29,6 +30,7 @@ __all__ = [
     "ResidualMLP",
     "ResidualTokenEmbedding",
     "MLPHead",
+    "TiedActionHead",
     "make_embedding",
     "make_token_embedding",
     "make_action_head",
@@ -171,6 +173,34 @@ def make_action_head(kind: str, dim: int, act_dim: int) -> nn.Module:
     if kind == "linear":
         return nn.Linear(dim, act_dim)
     return MLPHead(dim, act_dim)
+
+
+class TiedActionHead(nn.Module):
+    """Action head tied to a linear action embedding: ``tanh(x @ W)`` with ``W`` the embedding's
+    (d, act_dim) weight, no bias and no parameter of its own (Wiki-RL's released
+    ``--share_input_output_proj``).
+
+    The embedding is referenced, not registered as a submodule: its weight stays under
+    ``embed_action`` in the state dict, once.
+
+    Examples:
+        >>> import torch
+        >>> emb = torch.nn.Linear(3, 8)
+        >>> head = TiedActionHead(emb)
+        >>> x = torch.randn(2, 8)
+        >>> torch.allclose(head(x), torch.tanh(x @ emb.weight)), len(list(head.parameters()))
+        (True, 0)
+    """
+
+    def __init__(self, embedding: nn.Linear) -> None:
+        super().__init__()
+        if not isinstance(embedding, nn.Linear):
+            raise ValueError(f"a tied action head needs a linear action embedding, got {type(embedding).__name__}")
+        self._embedding = (embedding,)  # a tuple: not a submodule (no second copy of the weight)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``tanh(x @ W)`` for ``x`` of shape (..., d)."""
+        return torch.tanh(x @ self._embedding[0].weight)
 
 
 def make_discrete_head(dim: int, n_actions: int, logits_tanh: bool = False) -> nn.Module:

@@ -12,13 +12,21 @@ option              DT          Wiki-RL     LaMo         LaMo (Atari)
 ==================  ==========  ==========  ===========  ==============
 ``embed_order``     ``"dt"``    ``"wikirl"``  ``"lamo"``   ``"atari_lamo"``
 ``embedding``       linear      linear      mlp (Hopper: linear)  mlp
-``action_head``     linear_tanh linear_tanh mlp (Hopper: linear_tanh)  linear + ``logits_tanh``
-wpe added           no          no          no           yes
+``action_head``     linear_tanh tied_tanh   mlp (Hopper: linear_tanh)  linear + ``logits_tanh``
+timestep table      fresh       wpe (``extend_positions``)  fresh  fresh
+wpe added           no          language forward only (co-training)  no  yes
 ==================  ==========  ==========  ===========  ==============
 
 Embedding orders: ``"dt"`` and ``"atari_lamo"`` add the timestep embedding to every modality
 embedding and then apply the embedding LayerNorm; ``"lamo"`` and ``"wikirl"`` apply the
 LayerNorm to the stacked modality embeddings first and add the timestep embedding after it.
+
+**Padding.** Windows and rollouts are left-padded. The body gets the 4D boolean mask of
+`attention_keep`: causal, padding keys hidden, and every query sees at least itself, so no row of
+the attention is fully masked (some SDPA kernels return NaN for such rows; the masked loss then stays
+finite while its gradients are NaN). With wpe added, positions count from a window's first real
+token (`token_positions`), so a sequence gets the same positions padded or not, as the released
+code's unpadded windows.
 
 **GPT-2 position embeddings (wpe).** ``GPT2Model.forward`` always adds ``wpe(position_ids)`` to
 ``inputs_embeds``. With ``use_position_embeddings=False`` the body's ``wpe`` is replaced by a
@@ -57,6 +65,7 @@ from offline_zoo.models.embeddings import (
     ACTION_HEAD_KINDS,
     EMBEDDING_KINDS,
     MLPHead,
+    TiedActionHead,
     make_action_head,
     make_discrete_head,
     make_embedding,
@@ -70,11 +79,13 @@ __all__ = [
     "TrajectoryOutput",
     "TrajectoryTransformer",
     "NullPositionEmbedding",
+    "attention_keep",
     "disable_position_embeddings",
     "extended_position_table",
     "set_body_dropout",
     "unwrap_body",
     "spec_preset",
+    "token_positions",
 ]
 
 EMBED_ORDERS = ("dt", "lamo", "wikirl", "atari_lamo")
@@ -83,6 +94,8 @@ EMBED_ORDERS = ("dt", "lamo", "wikirl", "atari_lamo")
 TIMESTEP_INITS = ("gpt2", "released")
 _LN_FIRST_ORDERS = ("lamo", "wikirl")
 SPEC_PRESETS = ("dt", "wikirl", "lamo", "lamo_linear", "lamo_atari")
+#: continuous heads: those of `offline_zoo.models.embeddings` and ``"tied_tanh"`` (`TiedActionHead`)
+CONTINUOUS_HEADS = (*ACTION_HEAD_KINDS, "tied_tanh")
 
 
 def _allowed(values) -> str:
@@ -101,12 +114,19 @@ class TransformerSpec:
         max_ep_len: rows of the timestep table; timesteps are clamped to ``max_ep_len - 1``.
         embed_order: ``"dt"`` | ``"lamo"`` | ``"wikirl"`` | ``"atari_lamo"`` (see module doc).
         embedding: ``"linear"`` | ``"mlp"`` for the R / s / a embeddings.
-        action_head: continuous ``"linear_tanh"`` (default) | ``"linear"`` | ``"mlp"``; discrete
-            ``"linear"`` (default) | ``"mlp"``.
+        action_head: continuous ``"linear_tanh"`` (default) | ``"linear"`` | ``"mlp"`` |
+            ``"tied_tanh"`` (``tanh(x @ W_embed_action)``, no bias: Wiki-RL's released
+            ``--share_input_output_proj``; needs ``embedding="linear"``); discrete ``"linear"``
+            (default) | ``"mlp"``.
         logits_tanh: discrete only: Tanh on the logits (LaMo's Atari head).
         use_position_embeddings: add GPT-2's wpe over the 3K token positions (LaMo Atari only).
-        extend_positions: Wiki-RL: initialise the timestep table from the pre-trained wpe, tiling
-            rows ``2..n_positions-1`` when ``max_ep_len > n_positions``.
+        extend_positions: Wiki-RL: the timestep table starts as the pre-trained wpe: all its
+            ``n_positions`` rows, or, when ``max_ep_len > n_positions``, ``max_ep_len`` rows tiling
+            rows ``2..n_positions-1`` (the released code uses wpe itself as the table).
+        language_positions: add position embeddings in the language forward although the RL
+            forward has none (Wiki-RL's released co-training): the timestep table with
+            ``extend_positions`` (the released table is wpe itself), else the body's wpe, kept
+            trainable. Needs ``use_position_embeddings=False`` (with wpe on, both forwards add it).
         timestep_init: initialisation of a fresh timestep table: ``"gpt2"`` (N(0, 0.02), the
             body's ``initializer_range``, as GPT-2 and d3rlpy) or ``"released"`` (N(0, 1), torch's
             ``nn.Embedding`` default, as the released DT/LaMo/Wiki-RL code). Ignored with
@@ -131,6 +151,7 @@ class TransformerSpec:
     logits_tanh: bool = False
     use_position_embeddings: bool = False
     extend_positions: bool = False
+    language_positions: bool = False
     timestep_init: str = "gpt2"
     resid_pdrop: float | None = None
     attn_pdrop: float | None = None
@@ -156,12 +177,22 @@ class TransformerSpec:
             raise ValueError(f"unknown embedding {self.embedding!r}; allowed values: {_allowed(EMBEDDING_KINDS)}")
         if self.action_head is None:
             self.action_head = "linear" if self.discrete else "linear_tanh"
-        heads = ("linear", "mlp") if self.discrete else ACTION_HEAD_KINDS
+        heads = ("linear", "mlp") if self.discrete else CONTINUOUS_HEADS
         if self.action_head not in heads:
             kind = "discrete" if self.discrete else "continuous"
             hint = " (use logits_tanh=True for a Tanh on discrete logits)" if self.discrete else ""
             raise ValueError(
                 f"unknown {kind} action_head {self.action_head!r}; allowed values: {_allowed(heads)}{hint}"
+            )
+        if self.action_head == "tied_tanh" and self.embedding != "linear":
+            raise ValueError(
+                f"action_head='tied_tanh' ties the head to a linear action embedding; got embedding={self.embedding!r} "
+                "(use embedding='linear', or another action_head)"
+            )
+        if self.language_positions and self.use_position_embeddings:
+            raise ValueError(
+                "language_positions=True is for use_position_embeddings=False (with wpe on, the language "
+                "forward adds it already)"
             )
         if self.logits_tanh and not self.discrete:
             raise ValueError("logits_tanh=True is only valid with discrete=True; use action_head='linear_tanh'")
@@ -194,7 +225,8 @@ def spec_preset(name: str, obs_shape: tuple[int, ...], act_dim: int, **overrides
     """Published configuration of one algorithm as a `TransformerSpec`.
 
     Presets: ``"dt"`` (linear embeddings, Linear+Tanh head, timestep before LN),
-    ``"wikirl"`` (LN first, resid dropout 0.2, attention dropout 0.1), ``"lamo"`` (LN first, MLP
+    ``"wikirl"`` (LN first, resid dropout 0.2, attention dropout 0.1, the released run.sh's
+    ``--extend_positions`` and tied head ``--share_input_output_proj``), ``"lamo"`` (LN first, MLP
     embeddings, MLP head), ``"lamo_linear"`` (LaMo on Hopper: linear embeddings, Linear+Tanh),
     ``"lamo_atari"`` (discrete, CNN + residual MLP, wpe added, Tanh on logits, max_ep_len 4096).
     ``overrides`` replace preset fields; with ``discrete=True`` a Linear+Tanh preset head becomes
@@ -207,7 +239,8 @@ def spec_preset(name: str, obs_shape: tuple[int, ...], act_dim: int, **overrides
     presets = {
         "dt": dict(embed_order="dt", embedding="linear", action_head="linear_tanh"),
         "wikirl": dict(
-            embed_order="wikirl", embedding="linear", action_head="linear_tanh", resid_pdrop=0.2, attn_pdrop=0.1
+            embed_order="wikirl", embedding="linear", action_head="tied_tanh", extend_positions=True,
+            resid_pdrop=0.2, attn_pdrop=0.1,
         ),
         "lamo": dict(embed_order="lamo", embedding="mlp", action_head="mlp"),
         "lamo_linear": dict(embed_order="lamo", embedding="linear", action_head="linear_tanh"),
@@ -256,7 +289,9 @@ class NullPositionEmbedding(nn.Module):
 
     Holds the original table as a persistent, non-trainable buffer named ``weight`` (state-dict
     compatible with ``nn.Embedding``) and returns a scalar zero, which broadcasts in
-    ``inputs_embeds + wpe(position_ids)`` without changing the dtype.
+    ``inputs_embeds + wpe(position_ids)`` without changing the dtype. ``trainable=True`` keeps the
+    table as a parameter instead, for a language forward that adds it itself
+    (`TransformerSpec.language_positions`).
 
     Examples:
         >>> import torch
@@ -265,9 +300,12 @@ class NullPositionEmbedding(nn.Module):
         0.0
     """
 
-    def __init__(self, weight: torch.Tensor) -> None:
+    def __init__(self, weight: torch.Tensor, trainable: bool = False) -> None:
         super().__init__()
-        self.register_buffer("weight", weight.detach().clone())
+        if trainable:  # read by the language forward only (Wiki-RL co-training)
+            self.weight = nn.Parameter(weight.detach().clone())
+        else:
+            self.register_buffer("weight", weight.detach().clone())
         self.register_buffer("_zero", torch.zeros((), dtype=weight.dtype, device=weight.device), persistent=False)
 
     @property
@@ -309,8 +347,9 @@ def unwrap_body(body: nn.Module) -> nn.Module:
     return body
 
 
-def disable_position_embeddings(body: nn.Module) -> nn.Module:
-    """Replace ``body.wpe`` by a `NullPositionEmbedding` in place (idempotent).
+def disable_position_embeddings(body: nn.Module, trainable: bool = False) -> nn.Module:
+    """Replace ``body.wpe`` by a `NullPositionEmbedding` in place (idempotent); ``trainable``:
+    keep its table as a parameter (see `NullPositionEmbedding`).
 
     Examples:
         >>> from transformers import GPT2Config, GPT2Model
@@ -319,8 +358,8 @@ def disable_position_embeddings(body: nn.Module) -> nn.Module:
         'NullPositionEmbedding'
     """
     body = unwrap_body(body)
-    if not isinstance(body.wpe, NullPositionEmbedding):
-        body.wpe = NullPositionEmbedding(body.wpe.weight)
+    if not isinstance(body.wpe, NullPositionEmbedding) or isinstance(body.wpe.weight, nn.Parameter) != trainable:
+        body.wpe = NullPositionEmbedding(body.wpe.weight, trainable=trainable)
     return body
 
 
@@ -383,6 +422,42 @@ def set_body_dropout(
     return body
 
 
+def attention_keep(token_mask: torch.Tensor) -> torch.Tensor:
+    """The boolean attention mask ``(B, 1, T, T)`` of a batch of token rows (True = attend).
+
+    Causal, keys restricted to real tokens (``token_mask`` (B, T) > 0), and the diagonal always
+    True: a padding query attends to itself only, so no row is fully masked (a softmax over no key
+    is NaN on some SDPA kernels, and its gradient NaN everywhere it flows). Real queries attend
+    to themselves anyway, so their attention is exactly the causal-and-padding one.
+
+    Examples:
+        >>> import torch
+        >>> attention_keep(torch.tensor([[0, 1, 1]]))[0, 0].int().tolist()
+        [[1, 0, 0], [0, 1, 0], [0, 1, 1]]
+    """
+    if token_mask.dim() != 2:
+        raise ValueError(f"token_mask must have shape (B, T), got {tuple(token_mask.shape)}")
+    T = token_mask.shape[1]
+    real = token_mask > 0
+    causal = torch.ones(T, T, dtype=torch.bool, device=token_mask.device).tril_()
+    eye = torch.eye(T, dtype=torch.bool, device=token_mask.device)
+    return (causal & (real[:, None, :] | eye))[:, None]
+
+
+def token_positions(token_mask: torch.Tensor) -> torch.Tensor:
+    """GPT-2 position ids ``(B, T)`` counted from each row's first real token (padding: 0).
+
+    ``cumsum(token_mask) - 1`` clamped at 0: left padding does not shift the real tokens'
+    positions, so a padded window sees the positions of the same window unpadded.
+
+    Examples:
+        >>> import torch
+        >>> token_positions(torch.tensor([[0, 0, 1, 1, 1], [1, 1, 1, 1, 1]])).tolist()
+        [[0, 0, 0, 1, 2], [0, 1, 2, 3, 4]]
+    """
+    return ((token_mask > 0).long().cumsum(dim=1) - 1).clamp_min_(0)
+
+
 class TrajectoryTransformer(nn.Module):
     """Return-conditioned trajectory transformer over a GPT-2 body (DT / Wiki-RL / LaMo).
 
@@ -426,10 +501,13 @@ class TrajectoryTransformer(nn.Module):
         self.hidden_size = d
 
         timestep_init = None
+        n_timesteps = spec.max_ep_len
         if spec.extend_positions:
-            timestep_init = extended_position_table(body.wpe.weight, spec.max_ep_len)
+            # the released table is wpe itself: all its rows, tiled up to max_ep_len when longer
+            n_timesteps = max(spec.max_ep_len, body.wpe.weight.shape[0])
+            timestep_init = extended_position_table(body.wpe.weight, n_timesteps)
         if not spec.use_position_embeddings:
-            disable_position_embeddings(body)
+            disable_position_embeddings(body, trainable=spec.language_positions and not spec.extend_positions)
         elif isinstance(body.wpe, NullPositionEmbedding):
             raise ValueError("use_position_embeddings=True but the body's wpe was already disabled")
         set_body_dropout(body, spec.resid_pdrop, spec.attn_pdrop, spec.embd_pdrop)
@@ -445,7 +523,7 @@ class TrajectoryTransformer(nn.Module):
         else:
             self.embed_action = make_embedding(spec.embedding, spec.act_dim, d)
         self.embed_return = make_embedding(spec.embedding, 1, d)
-        self.embed_timestep = nn.Embedding(spec.max_ep_len, d)
+        self.embed_timestep = nn.Embedding(n_timesteps, d)
         with torch.no_grad():
             if timestep_init is not None:
                 self.embed_timestep.weight.copy_(timestep_init)
@@ -461,6 +539,8 @@ class TrajectoryTransformer(nn.Module):
                 self.predict_action = nn.Sequential(head, nn.Tanh()) if spec.logits_tanh else head
             else:
                 self.predict_action = make_discrete_head(d, spec.act_dim, spec.logits_tanh)
+        elif spec.action_head == "tied_tanh":
+            self.predict_action = TiedActionHead(self.embed_action)
         else:
             self.predict_action = make_action_head(spec.action_head, d, spec.act_dim)
         self._ln_first = spec.embed_order in _LN_FIRST_ORDERS
@@ -560,23 +640,45 @@ class TrajectoryTransformer(nn.Module):
         tok, inputs_embeds = self.embed(states, actions, returns_to_go, timesteps, attention_mask)
         B, T, d = inputs_embeds.shape
         K = T // 3
-        mask = None
+        mask = positions = None
         if attention_mask is not None:
             if attention_mask.shape != (B, K):
                 raise ValueError(
                     f"attention_mask must have shape (B, K) = {(B, K)}, got {tuple(attention_mask.shape)}"
                 )
-            mask = attention_mask.to(torch.long).repeat_interleave(3, dim=1)
-        hidden = self.body(inputs_embeds=inputs_embeds, attention_mask=mask, use_cache=False).last_hidden_state
+            tokens = attention_mask.repeat_interleave(3, dim=1)
+            mask = self.body_mask(attention_keep(tokens), inputs_embeds.dtype)
+            if self.spec.use_position_embeddings:
+                positions = token_positions(tokens)
+        hidden = self.body(
+            inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=False
+        ).last_hidden_state
         preds = self.predict_action(hidden.view(B, K, 3, d)[:, :, 1])
         return TrajectoryOutput(preds, tok, inputs_embeds, hidden)
+
+    def body_mask(self, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """``keep`` (boolean, `attention_keep`) in the form the body's attention reads: as is for
+        sdpa and offline-zoo's fast attention, additive (0 / lowest ``dtype`` value) for eager.
+
+        Examples:
+            >>> import torch
+            >>> from transformers import GPT2Config, GPT2Model
+            >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)),
+            ...                           TransformerSpec((3,), 2, max_ep_len=10))
+            >>> m.body_mask(attention_keep(torch.ones(1, 2)), torch.float32).dtype
+            torch.bool
+        """
+        if getattr(self.body.config, "_attn_implementation", None) == "eager":
+            return torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
+        return keep
 
     # ------------------------------------------------------------------ language forward
     def language_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Next-token logits of the LM through the same body, with the tied head ``wte.weight``.
 
-        wpe is added only when ``spec.use_position_embeddings`` is True (the released LaMo
-        continuous-control code adds it in neither forward).
+        Positions are added when ``spec.use_position_embeddings`` (wpe in both forwards: LaMo on
+        Atari) or ``spec.language_positions`` (in this forward only: Wiki-RL's co-training) is
+        True; the released LaMo continuous-control code adds them in neither forward.
 
         Args:
             input_ids: (B, T) token ids.
@@ -593,8 +695,17 @@ class TrajectoryTransformer(nn.Module):
             >>> m.language_logits(torch.zeros(2, 6, dtype=torch.long)).shape
             torch.Size([2, 6, 20])
         """
-        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
-        return F.linear(hidden, self.body.wte.weight)
+        return F.linear(self._language_hidden(input_ids, attention_mask), self.body.wte.weight)
+
+    def _language_hidden(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+        if not self.spec.language_positions:  # wpe in the body, or no positions at all
+            return self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        table = self.embed_timestep.weight if self.spec.extend_positions else self.body.wpe.weight
+        T = input_ids.shape[1]
+        if T > table.shape[0]:
+            raise ValueError(f"language blocks of {T} tokens exceed the {table.shape[0]} rows of the position table")
+        x = self.body.wte(input_ids) + table[:T]  # the body's wpe adds nothing after this
+        return self.body(inputs_embeds=x, attention_mask=attention_mask, use_cache=False).last_hidden_state
 
     def language_loss(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Mean next-token cross-entropy of the LM on ``input_ids`` (B, T) through the body.
@@ -611,7 +722,7 @@ class TrajectoryTransformer(nn.Module):
         """
         if input_ids.dim() != 2 or input_ids.shape[1] < 2:
             raise ValueError(f"input_ids must have shape (B, T) with T >= 2, got {tuple(input_ids.shape)}")
-        hidden = self.body(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        hidden = self._language_hidden(input_ids, attention_mask)
         logits = F.linear(hidden[:, :-1], self.body.wte.weight)
         labels = input_ids[:, 1:]
         if attention_mask is not None:
