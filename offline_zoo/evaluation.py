@@ -44,6 +44,8 @@ class EvaluationResult:
     normalized: dict[Any, np.ndarray] = field(default_factory=dict)
     task: str | None = None
     seed: int = 0
+    #: gymnasium id of the environment the episodes ran in (None: it has no spec)
+    env_id: str | None = None
 
     def mean_return(self, target=NO_TARGET) -> float:
         """Mean raw return over the episodes of one target (None: the single group)."""
@@ -74,6 +76,7 @@ class EvaluationResult:
 
         return {
             "task": self.task,
+            "env_id": self.env_id,
             "seed": self.seed,
             "score": self.score,
             "best_target": self.best_target,
@@ -133,6 +136,7 @@ def run_episodes(
     targets: list = list(target_returns) if target_returns else [NO_TARGET]
     n_total = len(targets) * n_episodes
     envs = [env_fn() for _ in range(n_total)]
+    env_id = getattr(getattr(envs[0], "spec", None), "id", None) if envs else None
     per_env_target = np.array([t if t is not None else np.nan for t in targets for _ in range(n_episodes)], dtype=np.float64)
     try:
         first = [env.reset(seed=seed + (i % n_episodes))[0] for i, env in enumerate(envs)]
@@ -172,7 +176,7 @@ def run_episodes(
         returns[t], lengths[t] = ep_return[sl].copy(), ep_len[sl].copy()
         if task is not None:
             normalized[t] = np.asarray(task.normalized_score(returns[t]), dtype=np.float64).reshape(-1)
-    return EvaluationResult(returns, lengths, normalized, task=task.name if task else None, seed=seed)
+    return EvaluationResult(returns, lengths, normalized, task=task.name if task else None, seed=seed, env_id=env_id)
 
 
 class _maybe_progress:

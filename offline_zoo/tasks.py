@@ -64,6 +64,20 @@ class Task:
     discrete: bool = False
     sources: dict[str, str] = field(default_factory=dict)
     env_kwargs: dict = field(default_factory=dict)
+    #: evaluation env id per data source where it differs from ``env_id``: D4RL's MuJoCo -v2 data
+    #: was collected on the v3 environments; gymnasium 1.0 has v4 (same dynamics, new bindings), not
+    #: v3, while ``env_id`` (v5) has other dynamics (Walker2d's foot friction, Hopper's healthy reward)
+    source_env_ids: dict[str, str] = field(default_factory=dict)
+
+    def env_id_for(self, source: str | None) -> str:
+        """The gymnasium id an agent trained on ``source`` data is evaluated on (None: ``env_id``).
+
+        Examples:
+            >>> task = get_task("hopper-medium")
+            >>> task.env_id_for("d4rl"), task.env_id_for("minari"), task.env_id_for(None)
+            ('Hopper-v4', 'Hopper-v5', 'Hopper-v5')
+        """
+        return self.source_env_ids.get(source, self.env_id) if source is not None else self.env_id
 
     @property
     def default_source(self) -> str:
@@ -236,6 +250,7 @@ for _domain, (_env, _lo, _hi, _targets) in _MUJOCO.items():
                 ref_min_score=_lo,
                 ref_max_score=_hi,
                 sources=_sources,
+                source_env_ids={"d4rl": _env.replace("-v5", "-v4")},
             )
         )
 

@@ -327,3 +327,24 @@ def test_kitchen_flatten_wrapper_on_dict_env():
     assert env.observation_space.contains(env.step(np.zeros(9))[0])
     with pytest.raises(ValueError, match="desired_goal"):
         KitchenFlattenObservation(make_env("reacher2d-medium"))
+
+
+def test_each_data_source_is_evaluated_on_the_closest_environment_version():
+    # D4RL's -v2 MuJoCo data was collected on the v3 envs: gymnasium 1.0 has v4 (the same
+    # dynamics), while v5 (Minari's and our generated data) changed them
+    from offline_zoo import BC
+    from offline_zoo.testing import tiny_dataset
+
+    for domain, v5 in (("hopper", "Hopper-v5"), ("halfcheetah", "HalfCheetah-v5"), ("walker2d", "Walker2d-v5")):
+        task = get_task(f"{domain}-medium")
+        assert task.env_id == v5 and task.env_id_for("d4rl") == v5.replace("-v5", "-v4")
+        assert {s: make_env(task, source=s).spec.id for s in ("d4rl", "minari", "generated")} == {
+            "d4rl": v5.replace("-v5", "-v4"), "minari": v5, "generated": v5}
+    assert make_env("reacher2d-medium", source="generated").spec.id == get_task("reacher2d-medium").env_id
+
+    ds = tiny_dataset(episode_len=5)
+    for source, env_id in (("d4rl", "Hopper-v4"), ("generated", "Hopper-v5")):
+        ds.source = source
+        algo = BC(ds, device="cpu", batch_size=4)
+        result = algo.evaluate(n_episodes=1)
+        assert result.env_id == env_id and result.to_dict()["env_id"] == env_id

@@ -378,7 +378,9 @@ class OfflineAlgo:
         """Run ``n_episodes`` per return-to-go target in the task's real environment, all in one batch.
 
         Returns an `EvaluationResult` with raw returns, lengths and
-        normalized scores per target. ``env_fn`` builds the environment for datasets without a task.
+        normalized scores per target, and the environment's id. By default the environment is the
+        task's, in the version closest to the data's source (`offline_zoo.envs.make_env`);
+        ``env_fn`` builds another one (required for datasets without a task).
         """
         n = self.config.eval_episodes if n_episodes is None else _positive_int("n_episodes", n_episodes)
         targets = None
@@ -389,8 +391,8 @@ class OfflineAlgo:
                 raise ValueError("this dataset is not bound to a task: pass env_fn=lambda: gymnasium.make(...) to evaluate")
             from ..envs import make_env
 
-            task = self.task
-            env_fn = lambda: make_env(task)  # noqa: E731
+            task, source = self.task, self.data_info.get("source")  # the env version of the data's source
+            env_fn = lambda: make_env(task, source=source)  # noqa: E731
         self._set_eval_mode(True)
         try:
             return run_episodes(self, env_fn, n, targets, seed=seed, task=self.task, progress_bar=progress_bar)

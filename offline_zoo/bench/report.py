@@ -198,6 +198,10 @@ class Report:
         """The dataset sources of the results (of the planned runs when none finished)."""
         return sorted({str(r.result.get("source")) for r in self.finished if r.result.get("source")}) or sorted({str(s.get("source")) for s in self.planned.values()})
 
+    def env_ids(self) -> list[str]:
+        """The environments the finished runs were evaluated in (their gymnasium ids)."""
+        return sorted({str(r.result["env_id"]) for r in self.finished if r.result.get("env_id")})
+
     def protocols(self) -> dict[tuple, list[str]]:
         """Distinct protocols -> the tasks that use them."""
         out: dict[tuple, list[str]] = {}
@@ -352,6 +356,8 @@ class Report:
             lines.append(f"In parentheses: the paper's value ({self.reference.get('title')}) and ours minus the paper's; [n=k]: only k seeds finished.")
         srcs = self.sources()
         lines.append("Data source: " + "; ".join(f"`{s}`: {SOURCE_NOTES.get(s, s)}" for s in srcs) + "." if srcs else "Data source: unknown.")
+        if self.env_ids():
+            lines.append("Evaluated in: " + ", ".join(f"`{e}`" for e in self.env_ids()) + ".")
         hw = sorted({self._hardware(r.run) for r in self.finished if r.run})
         if hw:
             lines.append("Hardware: " + "; ".join(hw) + ".")

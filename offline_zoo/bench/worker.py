@@ -436,6 +436,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         **scores,
         "protocol": protocol.to_dict(),
         "source": data_info.get("source", spec.source),
+        "env_id": curve[-1].get("env_id"),  # the evaluation env version (closest to the source's)
         "subset_seed": data_info.get("subsample_seed", config.get("subset_seed")),
         "selection_hash": data_info.get("selection_hash"),
         "steps_trained": int(algo.num_steps),

@@ -46,6 +46,7 @@ environment agree.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from typing import Any, Mapping
 
@@ -295,21 +296,28 @@ _BUILDERS = {
 }
 
 
-def make_env(task: Task | str, **kwargs: Any) -> gymnasium.Env:
+def make_env(task: Task | str, source: str | None = None, **kwargs: Any) -> gymnasium.Env:
     """Build the evaluation environment of a task (a `Task` or a task name).
 
-    Keyword arguments go to ``gymnasium.make`` of the underlying environment (e.g.
+    ``source`` is where the agent's data came from: each source is evaluated on the closest
+    environment version gymnasium provides (`Task.env_id_for`: D4RL's MuJoCo data, collected on
+    v3, on v4; Minari's and generated data on v5, which they were collected on). Other keyword
+    arguments go to ``gymnasium.make`` of the underlying environment (e.g.
     ``render_mode="rgb_array"``), except ``max_episode_steps`` (default ``task.max_episode_steps``)
     and, for Atari, ``frame_stack`` (default 4). Missing optional packages raise
     `MissingExtraError` (an ``ImportError``) naming the pip extra to install.
 
     Examples:
         >>> env = make_env("hopper-medium")
-        >>> env.spec.max_episode_steps, env.observation_space.shape
-        (1000, (11,))
+        >>> env.spec.max_episode_steps, env.observation_space.shape, env.spec.id
+        (1000, (11,), 'Hopper-v5')
+        >>> make_env("hopper-medium", source="d4rl").spec.id
+        'Hopper-v4'
     """
     task = get_task(task)
     _check_family(task)
+    if source is not None and task.env_id_for(source) != task.env_id:
+        task = dataclasses.replace(task, env_id=task.env_id_for(source))
     kwargs = dict(kwargs)
     max_steps = int(kwargs.pop("max_episode_steps", task.max_episode_steps))
     if max_steps < 1:
