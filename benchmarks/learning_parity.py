@@ -319,6 +319,11 @@ def summarize(records: list[dict], args) -> dict:
             if algo == "dt":
                 late = [v for s, v in ratio.items() if s >= 4000]
                 summary["dt_score_ratio_min_from_4k"] = round(min(late), 4) if late else None
+                # one checkpoint of 10 episodes is noisy (a run's score moves by 20+ points between
+                # checkpoints); the mean over every checkpoint from 4k on is the steadier comparison
+                plateau = {impl: [m for st, m in entry[impl]["mean"].items() if st >= 4000] for impl in IMPLS}
+                if all(plateau.values()):
+                    summary["dt_score_ratio_mean_from_4k"] = round(statistics.fmean(plateau["offline_zoo"]) / statistics.fmean(plateau["d3rlpy"]), 4)
     summary["steps"] = args.steps
     summary["seeds"] = sorted({r["seed"] for r in records})
     return {"summary": summary, "algos": algos}
@@ -364,10 +369,16 @@ def markdown(result: dict) -> str:
             lines.append(f"| {impl} | " + " | ".join(cells) + " |")
         lines.append("| ratio | " + " | ".join(_fmt_ratio(entry["score_ratio"].get(st)) for st in steps) + " |")
         sps = {impl: statistics.fmean(c["seconds_per_step"] for r in entry[impl]["runs"] for c in r["checkpoints"]) for impl in IMPLS if entry[impl]["runs"]}
+        if algo == "dt" and entry["offline_zoo"]["runs"]:
+            cfg = entry["offline_zoo"]["runs"][0].get("config", {})
+            lines.append("")
+            lines.append("offline-zoo DT settings that differ from the released code (docs/deviations.md): "
+                         + ", ".join(f"`{k}={cfg[k]!r}`" for k in ("window_anchor", "timestep_init") if k in cfg) + ".")
         if len(sps) == 2:
             lines.append("")
             lines.append(f"Seconds per step: offline-zoo {sps['offline_zoo']:.4f}, d3rlpy {sps['d3rlpy']:.4f} "
-                         f"(ratio {sps['offline_zoo'] / sps['d3rlpy']:.2f}).")
+                         f"(ratio {sps['offline_zoo'] / sps['d3rlpy']:.2f}; wall clock of runs that may have shared "
+                         "the cores with other jobs: `benchmarks/perf.py` measures speed).")
         lines.append("")
     lines.append("Summary: `" + json.dumps(s) + "`")
     lines.append(END)
@@ -469,6 +480,8 @@ def main(argv: list[str] | None = None) -> int:
                    episodes=args.episodes, target=args.target, eval_seed=args.eval_seed, task=args.task,
                    ratio=args.ratio, overrides=overrides if algo == "dt" and impl == "offline_zoo" else {},
                    path=str(path))
+        if args.summarize_only:
+            continue
         if args.resume and path.exists():
             old = json.loads(path.read_text())
             same = all(old.get(k) == job[k] for k in ("steps", "eval_every", "episodes", "task", "ratio"))
@@ -480,8 +493,6 @@ def main(argv: list[str] | None = None) -> int:
             if same and old.get("done"):
                 continue
         jobs.append(job)
-    if args.summarize_only:
-        jobs = []
     print(f"{len(jobs)} runs to do on {args.workers} worker(s)", flush=True)
     if jobs:
         with ProcessPoolExecutor(max_workers=args.workers) as pool:

@@ -630,16 +630,22 @@ def test_ray_start_stops_on_ctrl_c():
     code = textwrap.dedent("""
         import os, signal, threading, time
         from offline_zoo.bench import executors
+        entered, sent = threading.Event(), []
         class Stuck:
             def init(self, address=None, **kw):
+                entered.set()
                 threading.Event().wait(60)
+        def interrupt():  # once ray.init is retrying (not on a timer: a loaded machine is slow)
+            entered.wait(30)
+            time.sleep(0.2)
+            sent.append(time.monotonic())
+            os.kill(os.getpid(), signal.SIGINT)
         executors.loopback_problem = lambda: None
-        threading.Timer(0.5, lambda: os.kill(os.getpid(), signal.SIGINT)).start()
-        t0 = time.monotonic()
+        threading.Thread(target=interrupt, daemon=True).start()
         try:
             executors.start_ray(Stuck(), timeout=60)
         except KeyboardInterrupt:
-            print(f"interrupted after {time.monotonic() - t0:.1f} s")
+            print(f"interrupted after {time.monotonic() - sent[0]:.1f} s")
     """)
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]))
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, env=env)

@@ -574,8 +574,8 @@ class Suite:
             >>> suite = load_suite("sparse")
             >>> runs = suite.expand(algos=["LaMo"], tasks=["kitchen-partial"], ratios=[1.0], seeds=[0],
             ...                     config={"lamo": {"lora_rank": 4}})
-            >>> runs[0].config      # the row's GPT-2 medium, and the override
-            {'lm': 'gpt2-medium', 'lora_rank': 4}
+            >>> runs[0].config      # the suite's corpus, the row's GPT-2 medium, and the override
+            {'corpus': 'wikitext-103', 'lm': 'gpt2-medium', 'lora_rank': 4}
         """
         if scale is not None and steps is not None:
             raise SuiteError("give --steps or --scale, not both")
