@@ -5,6 +5,8 @@ trains it on the generated ``hopper-medium`` data (one torch thread) and evaluat
 ``benchmarks/learning_parity.py`` does (10 episodes, target 3600, reset seeds 10000+i). Results are
 appended to ``benchmarks/results/dt_ablation.jsonl`` as each run ends (``--resume`` skips runs
 already there), so the file is the record of every experiment, disappointing ones included.
+"default" is the library's default at the time of the run: the rows written before 2026-12-02 are
+start-anchored windows (the default then), later ones end-anchored.
 
     python benchmarks/dt_ablation.py --variants default loss_sum_dims --steps 2000 --seeds 0
 """
@@ -60,7 +62,8 @@ VARIANTS = {
     "loss_sum_dims": ({}, "summed"),
     "ln_eps_3e-3": ({}, lambda m: _set_ln_eps(m, 3e-3)),
     "c_proj_std_0.02": ({}, _d3rlpy_body_init),
-    "end_anchored_windows": ({"window_anchor": "end"}, None),
+    "end_anchored_windows": ({"window_anchor": "end"}, None),  # the default since 2026-12-02
+    "start_anchored_windows": ({"window_anchor": "start"}, None),  # the released sampling
 }
 
 
