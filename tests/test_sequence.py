@@ -272,6 +272,12 @@ def test_released_atari_lr_schedule_is_an_option_and_atari_lamo_default():
     atari = resolve_config(LaMoConfig, "lamo", oz.get_task("breakout-medium"), {})
     assert (atari.lr_schedule, atari.warmup_tokens, atari.final_tokens) == ("released_atari", 375e6, 260e9)
     assert resolve_config(LaMoConfig, "lamo", oz.get_task("hopper-medium"), {}).lr_schedule == "constant_after_warmup"
+    # Table 2's DT column comes from the same release: DT on Atari shares the schedule and its 5 episodes
+    from offline_zoo.algos.dt import DTConfig
+
+    dt_atari = resolve_config(DTConfig, "dt", oz.get_task("breakout-medium"), {})
+    assert (dt_atari.lr_schedule, dt_atari.eval_episodes) == ("released_atari", 5)
+    assert resolve_config(DTConfig, "dt", oz.get_task("hopper-medium"), {}).lr_schedule == "constant_after_warmup"
     # the released multiplier after n steps of c tokens each: tokens = c * n (n + 1) / 2
     opt = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
     sched = ReleasedAtariLR(opt, 375e6, 260e9)
