@@ -157,6 +157,18 @@ def test_damaged_files_give_errors_that_name_them(tmp_path):
 
 
 # -- bad input is refused with the value and what is allowed ---------------------------------------
+def test_weights_that_do_not_fit_the_network_give_a_clear_error(tmp_path):
+    # e.g. a Wiki-RL agent saved before its timestep table held all of wpe's rows
+    good = oz.DT(tiny_dataset(), hidden_size=16, n_layer=1, context_len=4, batch_size=4, device="cpu").save(tmp_path / "dt")
+    saved = torch.load(io.BytesIO(zipfile.ZipFile(good).read("state.pt")), weights_only=True)
+    table = saved["state"]["model"]["embed_timestep.weight"]
+    saved["state"]["model"]["embed_timestep.weight"] = torch.zeros(table.shape[0] - 24, table.shape[1])
+    buf = io.BytesIO()
+    torch.save(saved, buf)
+    with pytest.raises(ValueError, match=r"old.zip: its weights do not fit the DT network .*size mismatch for embed_timestep.weight.*retrain"):
+        oz.OfflineAlgo.load(_rewrite_zip(good, tmp_path / "old.zip", {"state.pt": buf.getvalue()}))
+
+
 def test_ratio_must_be_a_number_and_a_tiny_ratio_warns():
     for bad in ("0.1", True, None):
         with pytest.raises(oz.DatasetError, match=rf"ratio={bad!r} is not a number"):

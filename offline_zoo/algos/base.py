@@ -509,7 +509,20 @@ class OfflineAlgo:
         finally:
             del obj._trust_pickle
         saved = _load_tensors(blob, obj.device, f"{path}:state.pt")
-        obj._load_state_dict(saved["state"])
+        try:
+            obj._load_state_dict(saved["state"])
+        except RuntimeError as e:
+            if "size mismatch" not in str(e) and "Missing key" not in str(e) and "Unexpected key" not in str(e):
+                raise
+            # the zip's weights do not fit the network this version builds from its config
+            # (e.g. Wiki-RL agents saved before its timestep table held all of wpe's rows)
+            first = next((line.strip() for line in str(e).splitlines()[1:] if line.strip()), str(e))
+            raise ValueError(
+                f"{path}: its weights do not fit the {klass.__name__} network this offline-zoo builds from its config "
+                f"({first}); it was saved by offline-zoo {meta.get('versions', {}).get('offline-zoo', 'unknown')} "
+                f"(this is {versions().get('offline-zoo', 'unknown')}), whose network differed: load it with the "
+                "offline-zoo that saved it, or retrain"
+            ) from None
         obj._torch_rng = saved["torch_rng"].cpu()
         if obj.device.type == "cuda" and saved.get("cuda_rng") is not None:
             obj._cuda_rng = saved["cuda_rng"].cpu()
