@@ -630,6 +630,8 @@ def test_ray_start_stops_on_ctrl_c():
     code = textwrap.dedent("""
         import os, signal, threading, time
         from offline_zoo.bench import executors
+        # Python's own Ctrl-C behaviour, whatever disposition this child inherited from the test run
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         entered, sent = threading.Event(), []
         class Stuck:
             def init(self, address=None, **kw):
