@@ -380,7 +380,8 @@ def loopback_problem(timeout: float = 2.0) -> str | None:
     network namespace) ``ray.init`` would retry its connection to the GCS forever.
 
     Examples:
-        >>> loopback_problem() is None   # on a machine with a working loopback interface
+        >>> problem = loopback_problem()   # None on a machine with a working loopback interface
+        >>> problem is None or problem.startswith("TCP on the loopback interface (127.0.0.1) does not work here")
         True
     """
     try:
