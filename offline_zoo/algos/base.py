@@ -178,16 +178,16 @@ class OfflineAlgo:
         **config_overrides: Any,
     ):
         ratio = check_ratio(ratio)
-        if isinstance(task_or_dataset, Dataset):
-            if subset_seed is None:
-                subset_seed = default_subset_seed(task_or_dataset.task, seed)
-            dataset = task_or_dataset if ratio == 1.0 else task_or_dataset.subsample(ratio, seed=_seed("subset_seed", subset_seed))
-        elif isinstance(task_or_dataset, (str, Task)):
-            if subset_seed is None:
-                subset_seed = default_subset_seed(task_or_dataset, seed)
-            dataset = load_dataset(task_or_dataset, ratio=ratio, seed=_seed("subset_seed", subset_seed), source=source)
-        else:
+        if not isinstance(task_or_dataset, (Dataset, str, Task)):
             raise TypeError(f"{type(self).__name__} takes a task name, a Task or a Dataset, not {type(task_or_dataset).__name__}")
+        given = isinstance(task_or_dataset, Dataset)
+        if subset_seed is None:
+            subset_seed = default_subset_seed(task_or_dataset.task if given else task_or_dataset, seed)
+        subset_seed = _seed("subset_seed", subset_seed)
+        if given:
+            dataset = task_or_dataset if ratio == 1.0 else task_or_dataset.subsample(ratio, seed=subset_seed)
+        else:
+            dataset = load_dataset(task_or_dataset, ratio=ratio, seed=subset_seed, source=source)
         task = dataset.task
         config = resolve_config(self.config_class, self.name, task, config_overrides, config_file)
         spec = Spec(tuple(dataset.observation_shape), dataset.action_dim, dataset.discrete, task.name if task else None, dataset.observations.dtype == np.uint8)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 
 from ..data.samplers import WindowSampler
-from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, attention_keep, has_lora, token_positions
+from ..models import TrajectoryOutput, TrajectoryTransformer, TransformerSpec, has_lora
 from . import fast
 from .base import OfflineAlgo, RolloutState, Spec
 from .config import AlgoConfig
@@ -460,14 +460,10 @@ class SequenceAlgo(OfflineAlgo):
         m = self.model
         tok, x = m.embed(states, actions, returns_to_go, timesteps, attention_mask)
         T = x.shape[1]
-        positions = None
         if attention_mask is None:
-            keep = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None]
+            keep, positions = torch.ones(T, T, dtype=torch.bool, device=x.device).tril_()[None, None], None
         else:  # the model's own mask and positions (no fully masked row, positions from the first real token)
-            tokens = attention_mask.repeat_interleave(3, dim=1)
-            keep = attention_keep(tokens)
-            if m.spec.use_position_embeddings:
-                positions = token_positions(tokens)
+            keep, positions = m.padding_inputs(attention_mask)
         rows = slice(1, T, 3)  # the state tokens
         h = self._run_body(m, x, keep, rows, keep[:, :, rows, :], positions)
         return TrajectoryOutput(m.predict_action(h), tok, x, None)

@@ -646,15 +646,29 @@ class TrajectoryTransformer(nn.Module):
                 raise ValueError(
                     f"attention_mask must have shape (B, K) = {(B, K)}, got {tuple(attention_mask.shape)}"
                 )
-            tokens = attention_mask.repeat_interleave(3, dim=1)
-            mask = self.body_mask(attention_keep(tokens), inputs_embeds.dtype)
-            if self.spec.use_position_embeddings:
-                positions = token_positions(tokens)
+            keep, positions = self.padding_inputs(attention_mask)
+            mask = self.body_mask(keep, inputs_embeds.dtype)
         hidden = self.body(
             inputs_embeds=inputs_embeds, attention_mask=mask, position_ids=positions, use_cache=False
         ).last_hidden_state
         preds = self.predict_action(hidden.view(B, K, 3, d)[:, :, 1])
         return TrajectoryOutput(preds, tok, inputs_embeds, hidden)
+
+    def padding_inputs(self, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """For a (B, K) step mask: the body's boolean attention mask (B, 1, 3K, 3K) of its tokens
+        (`attention_keep`) and their wpe position ids (`token_positions`; None when wpe is off).
+
+        Examples:
+            >>> import torch
+            >>> from transformers import GPT2Config, GPT2Model
+            >>> m = TrajectoryTransformer(GPT2Model(GPT2Config(n_embd=8, n_layer=1, n_head=1)),
+            ...                           TransformerSpec((3,), 2, max_ep_len=10))
+            >>> keep, positions = m.padding_inputs(torch.tensor([[0, 1]]))
+            >>> tuple(keep.shape), positions    # DT's preset adds no wpe
+            ((1, 1, 6, 6), None)
+        """
+        tokens = attention_mask.repeat_interleave(3, dim=1)
+        return attention_keep(tokens), (token_positions(tokens) if self.spec.use_position_embeddings else None)
 
     def body_mask(self, keep: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         """``keep`` (boolean, `attention_keep`) in the form the body's attention reads: as is for
