@@ -359,7 +359,7 @@ def markdown(result: dict) -> str:
     ]
     for algo, entry in result["algos"].items():
         steps = sorted(entry["offline_zoo"]["mean"])
-        lines.append(f"**{LABELS[algo]}**")
+        lines.append(f"**{LABELS[algo]}** (seeds {s.get(f'{algo}_seeds', [])})")
         lines.append("")
         lines.append("| step | " + " | ".join(f"{st:,}" for st in steps) + " |")
         lines.append("|---|" + "---|" * len(steps))
@@ -437,6 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--impls", nargs="+", default=list(IMPLS), choices=IMPLS,
                    help="train only these implementations (the summary still needs both)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--dt-seeds", nargs="+", type=int, default=None,
+                   help="DT's seeds when they differ from --seeds (more seeds where d3rlpy's DT is noisy)")
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--episodes", type=int, default=10)
@@ -452,6 +454,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="train nothing: summarize the finished runs in <out>/learning_parity/ (a partial result "
                         "says so: complete=false and the missing runs are listed)")
     args = p.parse_args(argv)
+    if args.dt_seeds is None:
+        args.dt_seeds = list(args.seeds)
     if args.steps < args.eval_every or args.steps % args.eval_every:
         p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
     overrides = {}
@@ -471,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     # the short MLP baselines first, then DT seed by seed with both implementations side by side,
     # so that an interrupted run leaves complete (ours, d3rlpy) pairs behind
     order = [(a, impl, seed) for a in ("td3bc", "iql", "bc") for seed in args.seeds for impl in IMPLS]
-    order += [("dt", impl, seed) for seed in args.seeds for impl in ("d3rlpy", "offline_zoo")]
+    order += [("dt", impl, seed) for seed in args.dt_seeds for impl in ("d3rlpy", "offline_zoo")]
     for algo, impl, seed in order:
         if algo not in args.algos or impl not in args.impls:
             continue
@@ -487,7 +491,13 @@ def main(argv: list[str] | None = None) -> int:
             same = all(old.get(k) == job[k] for k in ("steps", "eval_every", "episodes", "task", "ratio"))
             if same and impl == "offline_zoo":  # a changed default or --dt-override must re-run ours
                 current = json.loads(json.dumps(_config_fields(_zoo_algo(algo, dataset, seed, job["overrides"]))))
-                same = old.get("config") == current
+                stored = old.get("config") or {}
+                # a field added to the config after the run was recorded did not exist then: it counts as
+                # unchanged (say so), since a new field must default to the behaviour it replaces
+                added = sorted(set(current) - set(stored))
+                same = bool(stored) and all(stored[k] == current.get(k) for k in stored)
+                if same and added and old.get("done"):
+                    print(f"keeping {path.name}: recorded before the config fields {added} existed", flush=True)
                 if not same and old.get("done"):
                     print(f"re-running {path.name}: its config differs from the current one", flush=True)
             if same and old.get("done"):
@@ -504,7 +514,7 @@ def main(argv: list[str] | None = None) -> int:
 
     records, missing = [], []
     for algo in args.algos:
-        for seed in args.seeds:
+        for seed in (args.dt_seeds if algo == "dt" else args.seeds):
             paths = [runs_dir / f"{algo}-{impl}-seed{seed}.json" for impl in IMPLS]
             done = [json.loads(p.read_text()) for p in paths if p.exists()]
             if len(done) == len(IMPLS) and all(r.get("done") and r["steps"] == args.steps for r in done):
