@@ -6,7 +6,9 @@
 * :mod:`~offline_zoo.bench.runner` - a suite with resume;
 * :mod:`~offline_zoo.bench.executors` - local worker processes or Ray tasks;
 * :mod:`~offline_zoo.bench.report` / :mod:`~offline_zoo.bench.plots` - tables (terminal, Markdown,
-  CSV) beside the paper's values, and figures.
+  CSV) beside the paper's values, and figures;
+* :mod:`~offline_zoo.bench.aggregate` - robust aggregates over runs and tasks (IQM, optimality gap,
+  probability of improvement, performance profiles) with stratified bootstrap intervals.
 
 Heavy libraries (torch, the algorithms, Ray, matplotlib) are imported only where needed.
 

@@ -6,6 +6,7 @@
               [--algos A ...] [--tasks T ...] [--seeds S ...] [--ratios R ...] [--source SRC]
               [--config ALGO.FIELD=VALUE ...] [--steps N | --scale F] [--device DEV] [--dry-run] [--no-progress]
     zoo-bench report DIR [DIR ...] [--markdown FILE] [--csv FILE] [--plots DIR] [--reference FILE]
+                     [--bootstrap-reps N] [--bootstrap-seed SEED]
     zoo-bench list
 
 Exit status: 0 all runs finished, 1 some runs failed, 2 bad input, 130 interrupted (resume with
@@ -105,10 +106,14 @@ def report_parser() -> argparse.ArgumentParser:
     p.add_argument("dirs", nargs="+", metavar="DIR", help="output directories of zoo-bench runs")
     p.add_argument("--markdown", default=None, metavar="FILE", help="write a Markdown document (e.g. benchmarks/README.md)")
     p.add_argument("--csv", default=None, metavar="FILE", help="write every cell in long CSV format")
-    p.add_argument("--plots", default=None, metavar="DIR", help="write PNG figures: score vs sample ratio, learning curves per task, per-target curves")
+    p.add_argument("--plots", default=None, metavar="DIR",
+                   help="write PNG figures: score vs sample ratio, aggregate intervals, performance profiles, learning curves per task, per-target curves")
     p.add_argument("--reference", default=None, metavar="FILE", help="published values (default: benchmarks/paper_results.yaml)")
     p.add_argument("--no-reference", action="store_true", help="do not show the paper's values")
     p.add_argument("--target-selection", choices=("cell", "run"), default=None, help="best RTG target per cell (default) or per run")
+    p.add_argument("--bootstrap-reps", type=int, default=None, metavar="N",
+                   help="bootstrap replicates of the Aggregate table's 95%% intervals (default 2000)")
+    p.add_argument("--bootstrap-seed", type=int, default=0, metavar="SEED", help="seed of the bootstrap (default 0)")
     p.add_argument("--quiet", action="store_true", help="no terminal table")
     return p
 
@@ -323,14 +328,22 @@ def _report(args, argv: Sequence[str]) -> int:
     from .report import build_report, keep_other_blocks, render_document
     from .store import atomic_write_text
 
+    if args.bootstrap_reps is not None and args.bootstrap_reps < 1:
+        return _err(f"--bootstrap-reps {args.bootstrap_reps}: give at least 1 replicate")
+    if args.bootstrap_seed < 0:
+        return _err(f"--bootstrap-seed {args.bootstrap_seed}: give a seed >= 0")
+    boot = {"bootstrap_seed": args.bootstrap_seed, **({"bootstrap_reps": args.bootstrap_reps} if args.bootstrap_reps is not None else {})}
     reports = [
-        build_report(d, reference=args.reference, target_selection=args.target_selection, use_reference=not args.no_reference)
+        build_report(d, reference=args.reference, target_selection=args.target_selection, use_reference=not args.no_reference, **boot)
         for d in args.dirs
     ]
     if not args.quiet:
         console = _console()
         for r in reports:
             console.print(r.rich_table())
+            agg = r.aggregate_rich_table()
+            if agg is not None:
+                console.print(agg)
     images: list[list[str]] = [[] for _ in reports]
     if args.plots:
         try:

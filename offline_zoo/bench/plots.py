@@ -3,6 +3,11 @@
 * ``score_vs_ratio.png``: normalized score against the sample ratio (log scale), one panel per
   task, one line per algorithm, shaded mean +- 0.5 std over seeds (no band for one seed; the
   paper's Figure 3); the paper's values dashed when known.
+* ``aggregate_intervals.png``: the Aggregate table as a figure, one panel per metric (IQM, mean,
+  median, optimality gap, and P(X > DT) when DT has results): each algorithm's point estimate and
+  95% bootstrap interval (rliable's interval plot; :mod:`offline_zoo.bench.aggregate`).
+* ``performance_profiles.png``: the fraction of runs (cell, seed) scoring above each threshold tau,
+  one curve per algorithm with a pointwise 95% bootstrap band.
 * ``curves_<task>.png``: learning curves, one panel per ratio: mean over seeds of every evaluation
   at the cell's return-to-go target, shaded +- 0.5 std (no band for one seed; Figures 4-7).
 * ``targets_<task>_r<ratio>.png``: every return-to-go target's curve of the return-conditioned
@@ -13,7 +18,7 @@ Examples:
 
     >>> from offline_zoo.bench.report import build_report
     >>> plot_report(build_report("runs/smoke"), "plots/")                # doctest: +SKIP
-    [PosixPath('plots/score_vs_ratio.png'), PosixPath('plots/curves_reacher2d-medium.png'), ...]
+    [PosixPath('plots/score_vs_ratio.png'), PosixPath('plots/aggregate_intervals.png'), ...]
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from ..files import atomic_writer
 if TYPE_CHECKING:  # pragma: no cover
     from .report import Report
 
-__all__ = ["plot_report", "plot_score_vs_ratio", "plot_learning_curves", "plot_target_curves"]
+__all__ = ["plot_report", "plot_score_vs_ratio", "plot_aggregate_intervals", "plot_performance_profiles", "plot_learning_curves", "plot_target_curves"]
 
 
 def _plt():
@@ -114,6 +119,87 @@ def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | Non
     n_seeds = max(report.cells[k].n for k in report.cells if k[0] in tasks)
     fig.suptitle(f"{report.title}: score vs sample ratio ({_spread(n_seeds)})")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, Path(path))
+
+
+def plot_aggregate_intervals(report: "Report", path: str | os.PathLike) -> Path | None:
+    """The Aggregate table as interval plots, a panel per metric; returns the file (None: no aggregate).
+
+    Each algorithm is a row: its point estimate (a tick) and 95% stratified bootstrap interval (a
+    bar). The probability of improvement over DT gets its own panel, with 0.5 (no difference) marked.
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
+        >>> from offline_zoo.bench.report import build_report
+        >>> plot_aggregate_intervals(build_report("out"), "plots/aggregate_intervals.png").name
+        'aggregate_intervals.png'
+    """
+    from .aggregate import METRIC_TITLES
+
+    summary = report.aggregate()
+    if summary is None:
+        return None
+    plt = _plt()
+    colors = _colors(report.algos)
+    panels = [(METRIC_TITLES[m], {a: summary.intervals[a][m] for a in summary.algos}) for m in summary.metrics]
+    if summary.improvement:
+        panels.append((f"P(X > {summary.baseline})", dict(summary.improvement)))
+    algos = summary.algos
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.0 * len(panels), 1.4 + 0.45 * len(algos)), squeeze=False)
+    for k, (ax, (title, ivs)) in enumerate(zip(axes.flat, panels)):
+        for i, a in enumerate(algos):
+            iv = ivs.get(a)
+            if iv is None:
+                continue
+            y = len(algos) - 1 - i
+            ax.barh(y, iv.high - iv.low, left=iv.low, height=0.6, color=colors[a], alpha=0.75)
+            ax.vlines(iv.point, y - 0.3, y + 0.3, color="black", lw=1.5)
+        if title.startswith("P("):
+            ax.axvline(0.5, color="gray", ls="--", lw=1)
+            ax.set_xlim(-0.03, 1.03)  # 0 and 1 (one algorithm always ahead) stay visible
+        ax.set_yticks(range(len(algos)))
+        ax.set_yticklabels(list(reversed(algos)) if k == 0 else [""] * len(algos))
+        ax.set_title(title)
+        ax.grid(axis="x", alpha=0.3)
+    axes.flat[0].set_ylim(-0.6, len(algos) - 0.4)
+    fig.supxlabel("normalized score (P: probability)", fontsize=9)
+    fig.suptitle(f"{report.title}: aggregates over {summary.n_tasks} cells and their seeds ({summary.confidence:.0%} stratified bootstrap intervals)", fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    return _save(fig, Path(path))
+
+
+def plot_performance_profiles(report: "Report", path: str | os.PathLike) -> Path | None:
+    """Performance profiles: fraction of runs above each score threshold, a pointwise 95% band each; None: no aggregate.
+
+    Examples:
+        A report of made-up results (see `offline_zoo.bench.report.build_report`):
+
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
+        >>> from offline_zoo.bench.report import build_report
+        >>> plot_performance_profiles(build_report("out"), "plots/performance_profiles.png").name
+        'performance_profiles.png'
+    """
+    summary = report.aggregate()
+    if summary is None:
+        return None
+    plt = _plt()
+    colors = _colors(report.algos)
+    fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    for a in summary.algos:
+        band = summary.profiles[a]
+        ax.plot(summary.taus, band.point, color=colors[a], label=a)
+        ax.fill_between(summary.taus, band.low, band.high, color=colors[a], alpha=0.2)
+    ax.set_xlabel(r"normalized score threshold $\tau$")
+    ax.set_ylabel(r"fraction of runs with score > $\tau$")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title(f"{report.title}: performance profiles ({summary.n_tasks} cells, {summary.confidence:.0%} bands)", fontsize=10)
+    fig.tight_layout()
     return _save(fig, Path(path))
 
 
@@ -262,14 +348,18 @@ def plot_report(report: "Report", directory: str | os.PathLike) -> list[Path]:
         >>> from offline_zoo.bench.report import build_report
         >>> report = build_report("out")
         >>> [f.name for f in plot_report(report, "plots")]    # doctest: +NORMALIZE_WHITESPACE
-        ['score_vs_ratio.png', 'curves_reacher2d-medium.png', 'targets_reacher2d-medium_r0.1.png',
-         'targets_reacher2d-medium_r1.png']
+        ['score_vs_ratio.png', 'aggregate_intervals.png', 'performance_profiles.png',
+         'curves_reacher2d-medium.png', 'targets_reacher2d-medium_r0.1.png', 'targets_reacher2d-medium_r1.png']
     """
     d = Path(directory)
     files = []
     f = plot_score_vs_ratio(report, d / "score_vs_ratio.png")
     if f:
         files.append(f)
+    for name, plot in (("aggregate_intervals.png", plot_aggregate_intervals), ("performance_profiles.png", plot_performance_profiles)):
+        f = plot(report, d / name)
+        if f:
+            files.append(f)
     for task in dict.fromkeys(r.task for r in report.rows):
         f = plot_learning_curves(report, task, d / f"curves_{task}.png")
         if f:

@@ -6,7 +6,9 @@ seeds of the runs' protocol scores (:mod:`offline_zoo.bench.protocol`), with the
 "Average" row, as in the paper, and a "LaMo vs DT" column gives LaMo's relative improvement over DT
 (ours and the paper's). The caption states the protocol, the budget, the data source of the runs
 (generated / Minari / D4RL), the hardware and the versions. A second table gives the final and
-best evaluation scores (CORL reports both).
+best evaluation scores (CORL reports both). An "Aggregate" table gives, per algorithm, robust aggregates over the runs of
+every cell (IQM, mean, median, optimality gap, with 95% stratified bootstrap intervals; the
+probability of improvement over DT), see :mod:`offline_zoo.bench.aggregate`.
 
 Examples:
     After ``zoo-bench --suite smoke`` (see `build_report` for a runnable example):
@@ -30,6 +32,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import yaml
 
+from .aggregate import DEFAULT_REPS, METRIC_TITLES, Summary, summarize
 from .protocol import TARGET_SELECTIONS, CellScore, Protocol, aggregate_runs
 from .store import BENCH_FILE, RunRecord, read_json, scan_runs
 from .suites import SuiteError, canonical_algo, find_reference
@@ -146,6 +149,14 @@ class Report:
          ['**Average**', '', '19.0', '13.8']]
         >>> print(report.csv().splitlines()[1])
         demo,,reacher2d-medium,0.1,DT,2,0 1,40,12.5,0.0,15.0,0.0,15.0,0.0,,,
+
+        The Aggregate table: over the 2 cells x 2 seeds, with 95% bootstrap intervals (DT's IQM: the
+        middle two of 12.5, 12.5, 25, 26):
+
+        >>> report.aggregate_header()
+        ['Algorithm', 'Runs', 'IQM', 'Mean', 'Median', 'Optimality gap', 'P(X > DT)']
+        >>> report.aggregate_rows()[0][:3], report.aggregate_rows()[1][-1]     # DT's IQM; P(CQL > DT)
+        (['DT', '4', '18.8 [18.8, 19.2]'], '0.12 [0.00, 0.25]')
     """
 
     out: Path
@@ -157,6 +168,9 @@ class Report:
     algos: list[str] = field(default_factory=list)
     cells: dict[tuple, CellScore] = field(default_factory=dict)
     paper: dict[tuple, tuple[float, float]] = field(default_factory=dict)
+    bootstrap_reps: int = DEFAULT_REPS
+    bootstrap_seed: int = 0
+    _summary: Any = field(default=None, init=False, repr=False, compare=False)
 
     # -- basic facts -------------------------------------------------------------------------------
     @property
@@ -216,6 +230,7 @@ class Report:
     # -- aggregation -------------------------------------------------------------------------------
     def _aggregate(self) -> None:
         suite = self.suite
+        self._summary = None
         planned_keys = {(s["task"], float(s["ratio"]), s["label"]) for s in self.planned.values()}
         done: dict[tuple, list[dict]] = {}
         for r in self.finished:
@@ -330,6 +345,117 @@ class Report:
         if ours is None and paper is None:
             return DASH
         return _pct_s(ours) + (f" (paper {_pct_s(paper)})" if paper is not None else "")
+
+    # -- robust aggregates over cells and seeds ----------------------------------------------------
+    def aggregate_inputs(self) -> dict[str, Any]:
+        """The scores the Aggregate table is computed from.
+
+        ``{"scores": {algo: array (seeds, cells)}, "cells": [(task, ratio)], "seeds": [...],
+        "left_out": [(task, ratio)], "algos_left_out": [algo]}``: the algorithms with a result, the
+        cells (in table order) where every one of them has one (comparable aggregates need the same
+        cells), one row per seed with NaN where a seed did not finish. ``left_out``: cells missing
+        some algorithm's result; ``algos_left_out``: algorithms without any result.
+        """
+        algos = [a for a in self.algos if any(k[2] == a for k in self.cells)]
+        cells = [r.key for r in self.rows if algos and all((*r.key, a) in self.cells for a in algos)]
+        left_out = [r.key for r in self.rows if r.key not in cells and any((*r.key, a) in self.cells for a in self.algos)]
+        seeds = sorted({s for (t, x, a), c in self.cells.items() if (t, x) in cells and a in algos for s in c.seeds})
+        row = {s: i for i, s in enumerate(seeds)}
+        scores = {}
+        for a in algos:
+            m = np.full((len(seeds), len(cells)), np.nan)
+            for j, key in enumerate(cells):
+                c = self.cells[(*key, a)]
+                for s, v in zip(c.seeds, c.per_seed or []):
+                    m[row[s], j] = v
+            scores[a] = m
+        return {"scores": scores if cells else {}, "cells": cells, "seeds": seeds, "left_out": left_out,
+                "algos_left_out": [a for a in self.algos if a not in algos]}
+
+    def aggregate_baseline(self) -> str | None:
+        """The algorithm the others' probability of improvement is measured against: DT, when it has results."""
+        return next((a for a in self.aggregate_inputs()["scores"] if canonical_algo(a) == "dt"), None)
+
+    def aggregate(self) -> Summary | None:
+        """Robust aggregates of `aggregate_inputs` (`offline_zoo.bench.aggregate.summarize`, seeded by
+        ``bootstrap_seed``, ``bootstrap_reps`` replicates); None when no cell has every algorithm's result."""
+        if self._summary is None:
+            inputs = self.aggregate_inputs()
+            if not inputs["scores"]:
+                return None
+            self._summary = summarize(inputs["scores"], baseline=self.aggregate_baseline(), reps=self.bootstrap_reps, seed=self.bootstrap_seed)
+        return self._summary
+
+    def aggregate_header(self) -> list[str]:
+        """Columns of the Aggregate table."""
+        s = self.aggregate()
+        cols = ["Algorithm", "Runs", *(METRIC_TITLES[m] for m in (s.metrics if s else ()))]
+        if s is not None and s.improvement:
+            cols.append(f"P(X > {s.baseline})")
+        return cols
+
+    def aggregate_rows(self) -> list[list[str]]:
+        """The Aggregate table as text cells: ``point [low, high]`` per metric, one row per algorithm."""
+        s = self.aggregate()
+        if s is None:
+            return []
+        out = []
+        for a in s.algos:
+            line = [a, str(s.n_runs[a])] + [s.intervals[a][m].format(1) for m in s.metrics]
+            if s.improvement:
+                line.append(s.improvement[a].format(2) if a in s.improvement else DASH)
+            out.append(line)
+        return out
+
+    def aggregate_caption(self) -> str:
+        """What the Aggregate table shows, over which cells, and what it leaves out."""
+        inputs = self.aggregate_inputs()
+        s = self.aggregate()
+        if s is None:
+            return "No cell has a result of every algorithm: no aggregate."
+        cells = ", ".join(f"{t} {_ratio_s(x)}" for t, x in inputs["cells"])
+        text = (
+            f"Over the normalized scores of every seed of {_count(len(inputs['cells']), 'cell')} ({cells}); "
+            f"Runs: how many (cell, seed) scores. Point estimate [{s.confidence:.0%} interval]: percentile "
+            f"stratified bootstrap, each cell's seeds resampled with replacement ({s.reps} replicates, seed {s.seed}). "
+            "IQM: mean of the middle 50% of the runs; optimality gap: mean shortfall from 100 (lower is better)."
+        )
+        if s.improvement:
+            text += (f" P(X > {s.baseline}): probability that a run of the algorithm scores above a run of {s.baseline} "
+                     "on the same cell, averaged over cells (0.5: no difference).")
+        if inputs["left_out"]:
+            text += " Left out (not every algorithm has a result there): " + ", ".join(f"{t} {_ratio_s(x)}" for t, x in inputs["left_out"]) + "."
+        if inputs["algos_left_out"]:
+            text += " No result, left out: " + ", ".join(inputs["algos_left_out"]) + "."
+        return text
+
+    def aggregate_markdown(self, level: int = 3) -> str:
+        """The Aggregate section in Markdown (heading, table, caption)."""
+        h = "#" * level
+        lines = [f"{h} Aggregate", ""]
+        if self.aggregate() is not None:
+            header = self.aggregate_header()
+            lines.append("| " + " | ".join(header) + " |")
+            lines.append("| " + " | ".join(["---"] + ["---:"] * (len(header) - 1)) + " |")
+            for row in self.aggregate_rows():
+                lines.append("| " + " | ".join(row) + " |")
+            lines.append("")
+        lines += [self.aggregate_caption(), ""]
+        return "\n".join(lines)
+
+    def aggregate_rich_table(self):
+        """The Aggregate table for the terminal (rich), or None when there is no aggregate."""
+        if self.aggregate() is None:
+            return None
+        from rich.markup import escape
+        from rich.table import Table
+
+        t = Table(title=escape(f"{self.title}: aggregate over cells and seeds"), caption=escape(self.aggregate_caption()), caption_justify="left")
+        for i, h in enumerate(self.aggregate_header()):
+            t.add_column(escape(h), justify="left" if i == 0 else "right", no_wrap=i == 0)
+        for row in self.aggregate_rows():
+            t.add_row(*(escape(c) for c in row))
+        return t
 
     # -- caption -----------------------------------------------------------------------------------
     def caption_lines(self) -> list[str]:
@@ -451,6 +577,7 @@ class Report:
             lines.append("| " + " | ".join(row) + " |")
         lines.append("")
         lines += [" ".join(self.caption_lines()), ""]
+        lines.append(self.aggregate_markdown(level + 1))
         lines += [f"{h}# Final and best evaluation", "", "Final evaluation ± std / best evaluation ± std over seeds (CORL's \"last\" and \"best checkpoint\"), same target as above.", ""]
         lines.append("| " + " | ".join(["Task", "Ratio", *self.algos]) + " |")
         lines.append("| " + " | ".join(["---", "---:"] + ["---:"] * len(self.algos)) + " |")
@@ -588,12 +715,16 @@ def _command(argv: Sequence[str]) -> str:
     return " ".join(shlex.quote(a) for a in argv)
 
 
-def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = None, target_selection: str | None = None, use_reference: bool = True) -> Report:
+def build_report(
+    out: str | os.PathLike, reference: str | os.PathLike | None = None, target_selection: str | None = None, use_reference: bool = True,
+    bootstrap_reps: int = DEFAULT_REPS, bootstrap_seed: int = 0,
+) -> Report:
     """Read ``OUT`` (a ``zoo-bench`` output directory) and aggregate it into a :class:`Report`.
 
     ``reference``: the YAML with the published tables (default ``benchmarks/paper_results.yaml``);
     the suite's ``reference`` key picks the table. ``target_selection``: ``cell`` / ``run`` (default:
-    the suite's). ``use_reference=False`` leaves the published values out.
+    the suite's). ``use_reference=False`` leaves the published values out. ``bootstrap_reps`` /
+``bootstrap_seed``: of the Aggregate table's intervals (`Report.aggregate`).
 
     Examples:
         An output directory with made-up results (what ``zoo-bench`` writes, without training):
@@ -639,7 +770,7 @@ def build_report(out: str | os.PathLike, reference: str | os.PathLike | None = N
                 "title": ", ".join(t["title"] for t in found),
                 "values": {k: v for t in found for k, v in t["values"].items()},
             }
-    rep = Report(out, bench, list(scan_runs(out).values()), ref, ts)
+    rep = Report(out, bench, list(scan_runs(out).values()), ref, ts, bootstrap_reps=bootstrap_reps, bootstrap_seed=bootstrap_seed)
     rep._aggregate()
     return rep
 
