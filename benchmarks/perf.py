@@ -4,26 +4,33 @@
     python benchmarks/perf.py --device cuda        # force the GPU
     python benchmarks/perf.py --write-readme       # also refresh the "Performance" section of benchmarks/README.md
     python benchmarks/perf.py --quick              # smoke run (smaller, NOT the published protocol)
+    python benchmarks/perf.py --tiny --device cpu  # pipeline check in seconds (tiny models; numbers mean nothing)
+    python benchmarks/perf.py --json perf.json     # also write the results to a file (after every section)
 
 Every ratio is measured in this run, with the compared implementations interleaved (A, B, A, B,
 ...) and medians taken, so a slower or busier machine moves both sides alike:
 
 1. DT training step (128 dim, 3 layers, 1 head, K=20, batch 64, hopper shapes): ours vs
    ``transformers.DecisionTransformerModel`` (forward + backward + clip + AdamW) vs d3rlpy's
-   ``DecisionTransformer.update`` on a ReplayBuffer batch, all fp32; then ours in bf16 autocast
-   against the same fp32 peers.
+   ``DecisionTransformer.update`` on a ReplayBuffer batch (skipped, with a line saying so, where
+   d3rlpy does not import), all fp32; then ours in bf16 autocast against the same fp32 peers.
 2. LaMo training step (GPT-2 small, three rank-16 LoRA adapters on Q/K/V + c_attn bias, language
    loss on 2 x 1024 tokens every step): ours vs a straightforward implementation written here
    (fp32, peft adapters unmerged, torch's dropout and sdpa, per-tensor AdamW loop, Python-loop
-   window sampling, language batches from ``itertools.cycle`` over a DataLoader).
+   window sampling, language batches from ``itertools.cycle`` over a DataLoader). On CUDA ours is
+   measured in both fp32 and bf16 (on CPU in bf16 where native, else fp32).
 3. Evaluation throughput (episode-steps/s, environment stepping included) of the GPT-2-small LaMo
    on Hopper-v5 with 4 targets x 20 episodes stepped together: ours (fp32 and bf16) vs the released
    code's way written here (one episode at a time, batch 1, history re-concatenated and the K-step
-   window re-padded every step, unmerged adapters, fp32).
+   window re-padded every step, unmerged adapters, fp32). Skipped where gymnasium or mujoco does
+   not import.
 4. Window sampling time as a fraction of our training step.
 5. The measured matmul throughput of the device and the fraction of it our DT step reaches.
 
-The last line printed is one JSON object with every number. The models are randomly initialised
+The last line printed is one JSON object with every number (``--json FILE`` also writes it to a file,
+updated after every section, so a run stopped part-way leaves what it measured). A section that
+raises is recorded under ``"errors"`` and the others still run (the exit status is then 1); parts
+skipped for a missing package are listed under ``"skipped"``. The models are randomly initialised
 (a pre-trained GPT-2 has the same cost), the corpus is uniform random token ids, and the datasets
 are random arrays with Hopper's shapes: speed does not depend on the values.
 """
@@ -81,6 +88,18 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def importable(module: str, what: str, results: dict) -> bool:
+    """Whether ``module`` imports; if not, say so on stderr and under ``results["skipped"]``."""
+    try:
+        __import__(module)
+        return True
+    except Exception as err:  # ImportError, or a package that fails while importing
+        reason = f"{module} does not import ({type(err).__name__}: {err})"
+        log(f"   SKIPPED {what}: {reason}")
+        results.setdefault("skipped", {})[what] = reason
+        return False
+
+
 @contextmanager
 def section(name: str):
     t0 = time.perf_counter()
@@ -124,11 +143,13 @@ def matmul_peak(device: torch.device, dtype: torch.dtype, quick: bool) -> float:
     """Best GEMM throughput (FLOP/s) over a few large square and transformer-shaped products
     (measured at the start and again after the DT steps; the larger value is kept)."""
     shapes = [(2048, 2048, 2048), (3840, 768, 2304)] if device.type == "cpu" else [(8192, 8192, 8192), (4096, 4096, 4096)]
+    if TINY:
+        shapes = [(256, 256, 256)]
     best = 0.0
     for m, k, n in shapes:
         a = torch.randn(m, k, device=device, dtype=dtype)
         b = torch.randn(k, n, device=device, dtype=dtype)
-        reps = 2 if quick else 8
+        reps = 1 if TINY else (2 if quick else 8)
         for _ in range(reps):
             _sync(device)
             t0 = time.perf_counter()
@@ -172,6 +193,8 @@ def hopper_like_dataset(n_episodes: int, episode_len: int, seed: int = 0):
 
 #: extra config of our side (``--compile``)
 OURS: dict = {}
+#: ``--tiny``: tiny models and single repetitions, to check the pipeline (e.g. benchmarks/gpu_check.py --cpu-dry-run)
+TINY = False
 
 DT_CFG = dict(hidden=128, n_layer=3, n_head=1, K=20, batch=64, dropout=0.1, lr=1e-4, wd=1e-4, clip=0.25)
 
@@ -247,7 +270,7 @@ def bench_dt(device: torch.device, quick: bool, results: dict) -> None:
     from offline_zoo import DT
 
     c = DT_CFG
-    ds = hopper_like_dataset(20 if quick else 100, 1000)
+    ds = hopper_like_dataset(4, 50) if TINY else hopper_like_dataset(20 if quick else 100, 1000)
     kwargs = dict(device=str(device), batch_size=c["batch"], context_len=c["K"], hidden_size=c["hidden"],
                   n_layer=c["n_layer"], n_head=c["n_head"], dropout=c["dropout"], seed=0)
     ours32 = DT(ds, precision="fp32", **kwargs, **OURS)
@@ -255,7 +278,7 @@ def bench_dt(device: torch.device, quick: bool, results: dict) -> None:
     for a in (ours32, ours16):
         a._before_learn()
     hf = build_hf_dt(device, ours32._sampler.sample(c["batch"]))
-    d3 = build_d3rlpy_dt(device, ds)
+    d3 = build_d3rlpy_dt(device, ds) if importable("d3rlpy", "DT step against d3rlpy's DecisionTransformer", results) else None
 
     def ours(a):
         def step():
@@ -263,17 +286,22 @@ def bench_dt(device: torch.device, quick: bool, results: dict) -> None:
                 a._train_step()
         return step
 
-    fns = {"ours_fp32": ours(ours32), "transformers": hf, "d3rlpy": d3}
+    fns = {"ours_fp32": ours(ours32), "transformers": hf}
+    if d3 is not None:
+        fns["d3rlpy"] = d3
     if bf16_native(device):
         fns["ours_bf16"] = ours(ours16)
     rounds = 3 if quick else (9 if device.type == "cpu" else 30)
     inner = 2 if device.type == "cpu" else 20
-    t = interleaved(fns, device, rounds=rounds, inner=inner, warmup=2)
-    best_peer = min(t["transformers"], t["d3rlpy"])
+    if TINY:
+        rounds, inner = 1, 1
+    t = interleaved(fns, device, rounds=rounds, inner=inner, warmup=1 if TINY else 2)
+    best_peer = min(t[k] for k in ("transformers", "d3rlpy") if k in t)
+    results["dt_config"] = dict(c)
     results["dt_step_ms"] = {k: v * 1e3 for k, v in t.items()}
     results["dt_step_speedup_vs_best_peer"] = best_peer / t["ours_fp32"]
     results["dt_step_speedup_vs_transformers"] = t["transformers"] / t["ours_fp32"]
-    results["dt_step_speedup_vs_d3rlpy"] = t["d3rlpy"] / t["ours_fp32"]
+    results["dt_step_speedup_vs_d3rlpy"] = t["d3rlpy"] / t["ours_fp32"] if "d3rlpy" in t else None
     results["dt_step_bf16_speedup_vs_best_peer"] = best_peer / t["ours_bf16"] if "ours_bf16" in t else None
 
     # the peak again, right after the steps: a one-off disturbance at the start must not halve it
@@ -296,7 +324,7 @@ def bench_dt(device: torch.device, quick: bool, results: dict) -> None:
 
     # 4: window sampling (and the host-to-device copy) against the step
     sampler = ours32._sampler
-    n = 50 if quick else 300
+    n = 5 if TINY else (50 if quick else 300)
     sample_t = []
     for _ in range(n):
         _sync(device)
@@ -324,6 +352,8 @@ def lamo_kwargs(device: torch.device, quick: bool) -> dict:
               lm_batch_size=c["lm_batch"], lm_block_size=c["lm_block"], language_loss_coef=c["coef"], seed=0)
     if quick:  # smoke run only: a 2-layer GPT-2-small-width body and short language blocks
         kw.update(n_layer=2, lm_block_size=256)
+    if TINY:  # pipeline check only
+        kw.update(n_layer=1, n_embd=16, n_head=2, lm_block_size=8, lora_rank=2, batch_size=8, context_len=4)
     return kw
 
 
@@ -351,7 +381,7 @@ class PlainLaMoStep:
         self.params = params
         self.device = device
         self.ds = ds
-        self.K = LAMO_CFG["K"]
+        self.K = kw["context_len"]
         self.scale = 1000.0
         self.mean, self.std = ds.state_mean, ds.state_std
         self.rng = np.random.default_rng(0)
@@ -372,7 +402,7 @@ class PlainLaMoStep:
     def sample(self):
         s, a, r, t, m = [], [], [], [], []
         K = self.K
-        for _ in range(LAMO_CFG["batch"]):
+        for _ in range(self.algo.config.batch_size):
             obs, act, rtg = self.episodes[self.rng.choice(len(self.episodes), p=self.p)]
             si = self.rng.integers(0, len(obs))
             so, sa, sr = obs[si : si + K], act[si : si + K], rtg[si : si + K]
@@ -406,25 +436,38 @@ class PlainLaMoStep:
 def bench_lamo(device: torch.device, quick: bool, results: dict) -> None:
     from offline_zoo import LaMo
 
-    ds = hopper_like_dataset(20 if quick else 100, 1000)
+    ds = hopper_like_dataset(4, 50) if TINY else hopper_like_dataset(20 if quick else 100, 1000)
     prec = "bf16" if bf16_native(device) else "fp32"
-    ours = LaMo(ds, precision=prec, **lamo_kwargs(device, quick), **OURS)
-    ours._before_learn()
+    # CPU: ours in one precision (the faster one); CUDA: both, side by side
+    precisions = ["fp32", "bf16"] if device.type == "cuda" and prec == "bf16" else [prec]
+    kw = lamo_kwargs(device, quick)
+    ours = {p: LaMo(ds, precision=p, **kw, **OURS) for p in precisions}
+    for a in ours.values():
+        a._before_learn()
     plain = PlainLaMoStep(ds, device, quick)
 
-    def ours_step():
-        with ours._own_rng():
-            ours._train_step()
+    def ours_step(a):
+        def step():
+            with a._own_rng():
+                a._train_step()
+        return step
 
-    fns = {"plain_fp32": plain.step, f"ours_{prec}": ours_step}
+    fns = {"plain_fp32": plain.step, **{f"ours_{p}": ours_step(a) for p, a in ours.items()}}
     rounds = 2 if quick else (2 if device.type == "cpu" else 10)
     inner = 1 if device.type == "cpu" else 5
+    if TINY:
+        rounds, inner = 1, 1
     t = interleaved(fns, device, rounds=rounds, inner=inner, warmup=1)
+    results["lamo_batch_size"] = kw["batch_size"]
     results["lamo_precision"] = prec
     results["lamo_step_s"] = t
     results["lamo_step_speedup_vs_plain"] = t["plain_fp32"] / t[f"ours_{prec}"]
     results["lamo_steps_per_s"] = 1.0 / t[f"ours_{prec}"]
-    results["lamo_trainable_params"] = ours.parameter_counts()["trainable"]
+    results["lamo_step_speedup_vs_plain_by_precision"] = {p: t["plain_fp32"] / t[f"ours_{p}"] for p in precisions}
+    results["lamo_steps_per_s_by_precision"] = {p: 1.0 / t[f"ours_{p}"] for p in precisions}
+    results["lamo_trainable_params"] = ours[prec].parameter_counts()["trainable"]
+    if device.type == "cuda":
+        results["lamo_peak_memory_gib"] = torch.cuda.max_memory_allocated(device) / 2**30
     del ours, plain
     gc.collect()
 
@@ -473,6 +516,8 @@ def released_way_episode(algo, model, env, target: float, seed: int, max_steps: 
 
 
 def bench_eval(device: torch.device, quick: bool, results: dict) -> None:
+    if not all(importable(m, "evaluation throughput on Hopper-v5", results) for m in ("gymnasium", "mujoco")):
+        return
     from offline_zoo import LaMo
     from offline_zoo.envs import make_env
     from offline_zoo.evaluation import run_episodes
@@ -485,8 +530,8 @@ def bench_eval(device: torch.device, quick: bool, results: dict) -> None:
     plain.model.load_state_dict(algo.model.state_dict())
     task = algo.task
     targets = list(task.target_returns)  # 4 targets
-    n_eps = 5 if quick else 20
-    max_steps = 10 if quick else 30
+    n_eps = 1 if TINY else (5 if quick else 20)
+    max_steps = 3 if TINY else (10 if quick else 30)
 
     def env_fn():
         # a random-init policy makes the hopper fall within ~15 steps; without the health
@@ -595,7 +640,7 @@ def markdown(results: dict) -> str:
         "| measurement | result | goal (CPU) |",
         "| --- | --- | --- |",
         f"| DT step fp32, ours vs faster peer | **{f(results['dt_step_speedup_vs_best_peer'])}x** "
-        f"(ours {dt['ours_fp32']:.0f} ms, transformers {dt['transformers']:.0f} ms, d3rlpy {dt['d3rlpy']:.0f} ms) | >= 1.1x |",
+        f"(ours {dt['ours_fp32']:.0f} ms, transformers {dt['transformers']:.0f} ms, d3rlpy {f(dt.get('d3rlpy'), 0)} ms) | >= 1.1x |",
         f"| DT step bf16 autocast vs faster fp32 peer | **{f(results['dt_step_bf16_speedup_vs_best_peer'])}x** "
         f"(ours {f(dt.get('ours_bf16'), 0)} ms) | >= 2x |",
         f"| LaMo step (GPT-2 small, LoRA, language loss), ours {results['lamo_precision']} vs plain fp32 | "
@@ -640,6 +685,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--compile", action="store_true", help="run our side with compile=True (torch.compile; for GPUs)")
     parser.add_argument("--write-readme", action="store_true", help="replace the Performance section of benchmarks/README.md")
     parser.add_argument("--from-json", default=None, help="re-render the Markdown block from a saved final JSON line (no measuring)")
+    parser.add_argument("--json", default=None, metavar="FILE", help="also write the results to FILE (rewritten after every section)")
+    parser.add_argument("--tiny", action="store_true", help="pipeline check: tiny models, one repetition (the numbers mean nothing)")
     args = parser.parse_args(argv)
     if args.from_json:
         results = json.loads(Path(args.from_json).read_text().strip().splitlines()[-1])
@@ -652,11 +699,22 @@ def main(argv=None) -> dict:
     from offline_zoo.algos.base import resolve_device
 
     device = resolve_device(args.device)
+    global TINY
+    TINY = args.tiny
+    if TINY:
+        DT_CFG.update(hidden=16, n_layer=1, n_head=1, K=4, batch=8)
     if args.threads:
         torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     t_start = time.perf_counter()
-    results: dict = {"environment": environment(device, torch.get_num_threads()), "quick": args.quick}
+    results: dict = {"environment": environment(device, torch.get_num_threads()), "quick": args.quick, "tiny": args.tiny}
+
+    def save_json() -> None:
+        if args.json:
+            path = Path(args.json)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(results, default=float, indent=1) + "\n")
+
     # process-wide, so every implementation measured here runs with it (the ratios do not include it)
     from offline_zoo.algos.fast import tune_cpu_allocator
 
@@ -671,24 +729,37 @@ def main(argv=None) -> dict:
         if bf16_native(device):
             peaks["bf16"] = matmul_peak(device, torch.bfloat16, args.quick) / 1e9
         results["matmul_peak_gflops"] = peaks
-    if "dt" in only:
-        with section("DT step"):
-            bench_dt(device, args.quick, results)
-    if "lamo" in only:
-        with section("LaMo step"):
-            bench_lamo(device, args.quick, results)
-    if "eval" in only:
-        with section("evaluation"):
-            bench_eval(device, args.quick, results)
+    save_json()
+    for key, name, bench in (("dt", "DT step", bench_dt), ("lamo", "LaMo step", bench_lamo), ("eval", "evaluation", bench_eval)):
+        if key not in only:
+            continue
+        with section(name):
+            try:
+                bench(device, args.quick, results)
+            except Exception as err:  # recorded; the other sections still run
+                import traceback
+
+                traceback.print_exc()
+                results.setdefault("errors", {})[key] = f"{type(err).__name__}: {err}"
+                log(f"   FAILED {name}: {type(err).__name__}: {err}")
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        save_json()
     results["projected_full_run_hours"] = projected_run_hours(results)
     results["load_average"]["end"] = os.getloadavg()[0]
     results["runtime_s"] = time.perf_counter() - t_start
-    if only >= {"dt", "lamo", "eval"}:
+    save_json()
+    complete = "eval_steps_per_s" in results and "lamo_step_s" in results and "dt_step_ms" in results
+    if only >= {"dt", "lamo", "eval"} and complete and not results.get("errors"):
         block = markdown(results)
         print(block)
         if args.write_readme:
             write_readme(block)
+    elif args.write_readme:
+        log("not writing the README: a section failed or was skipped")
     print(json.dumps(results, default=float))
+    if results.get("errors"):
+        raise SystemExit(1)
     return results
 
 
