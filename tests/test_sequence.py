@@ -96,7 +96,7 @@ def test_atari_lamo_defaults_are_the_released_atari_script():
     algo = LaMo(_atari_dataset("pong-medium"), device="cpu", **TINY_LM)
     assert (algo.config.language_loss_coef, algo.config.adam_eps, algo.config.eval_episodes) == (0.0, 1e-8, 5)
     assert {g["eps"] for opt in algo.optimizers.values() for g in opt.param_groups} == {1e-8}
-    assert sorted(algo.learn(1, progress_bar=False).last_metrics) == ["action_loss", "loss"]  # no language loss
+    assert sorted(algo.learn(1, progress_bar=False).last_metrics) == ["action_loss", "grad_norm", "loss"]  # no language loss
     assert LaMo(tiny_dataset(), **TINY_LM).config.adam_eps == 1e-6      # MuJoCo keeps its released 1e-6
 
 

@@ -28,12 +28,13 @@ from typing import Any, Callable, ClassVar
 import numpy as np
 import torch
 
-from ..callbacks import Callback, CallbackList, EvalCallback, as_callback
+from ..callbacks import CallbackList, EvalCallback, as_callback
 from ..data.dataset import Dataset, check_ratio, default_subset_seed
 from ..data.loaders import load_dataset
 from ..devices import resolve_device
 from ..files import atomic_writer
 from ..evaluation import EvaluationResult, run_episodes
+from ..loggers import LoggerCallback, check_logger
 from ..tasks import Task, get_task, register_task
 from .config import AlgoConfig, resolve_config
 
@@ -139,7 +140,7 @@ class OfflineAlgo:
         >>> algo.learn(5, progress_bar=False).num_steps
         5
         >>> sorted(algo.last_metrics)
-        ['action_loss', 'loss']
+        ['action_loss', 'grad_norm', 'loss']
         >>> actions, state = algo.predict(np.zeros((2, 11)))
         >>> actions.shape, actions.dtype.name
         ((2, 3), 'float32')
@@ -215,6 +216,10 @@ class OfflineAlgo:
         self.rng = np.random.default_rng(self.seed)
         self.history: dict[str, list] = {"train": [], "eval": []}
         self._last_metrics: dict[str, Any] = {}
+        # the latest value of every metric: a term some steps skip (TD3+BC's actor loss, updated every
+        # 2nd step) keeps its last value in the history and the logs
+        self._latest_metrics: dict[str, Any] = {}
+        self._eval_listeners: list = []  # LoggerCallbacks of the running learn(): they log evaluations
         self._last_score: float | None = None
         self.dataset = None
         self.model = None
@@ -286,12 +291,21 @@ class OfflineAlgo:
         return {}
 
     # -- training ------------------------------------------------------------------------------
-    def learn(self, n_steps: int | None = None, callback=None, progress_bar: bool = True, eval_every: int | None = None, log_every: int = 100) -> "OfflineAlgo":
+    def learn(
+        self, n_steps: int | None = None, callback=None, progress_bar: bool = True, eval_every: int | None = None, log_every: int = 100,
+        logger=None, log_dir: str | os.PathLike = "logs",
+    ) -> "OfflineAlgo":
         """Train for ``n_steps`` gradient steps (default ``config.n_steps``); continues on a second call.
 
         ``callback``: a `Callback`, a function ``f(algo)`` or a list;
         ``eval_every``: shorthand for an `EvalCallback`. Metrics are
         kept every ``log_every`` steps in ``algo.history["train"]``. Returns ``self``.
+
+        ``logger``: also write the metrics every ``log_every`` steps, and every evaluation, to a
+        `offline_zoo.loggers.Logger`, a logger name (``"csv"``, ``"jsonl"``, ``"tensorboard"``,
+        ``"wandb"``; files in ``log_dir``) or a list of those (see `offline_zoo.loggers.LoggerCallback`
+        and docs/logging.md). Loggers given by name are closed when ``learn`` returns (a next call
+        appends to the same files); a `Logger` passed in is flushed and left open.
         """
         n = self.config.n_steps if n_steps is None else n_steps
         if not isinstance(n, (int, np.integer)) or isinstance(n, bool) or n < 0:
@@ -305,6 +319,10 @@ class OfflineAlgo:
             eval_every = _positive_int("eval_every", eval_every)
         log_every = _positive_int("log_every", log_every)
         callbacks = [as_callback(callback)]
+        if logger is not None:
+            check_logger(logger)
+            # first: a step's training metrics are logged before an evaluation of the same step
+            callbacks.insert(0, LoggerCallback(logger, log_every=log_every, log_dir=log_dir))
         if eval_every:
             callbacks.append(EvalCallback(eval_every))
         cb = CallbackList(callbacks)
@@ -313,9 +331,10 @@ class OfflineAlgo:
         with self._own_rng(), _TrainingProgress(progress_bar, int(n), type(self).__name__) as bar:
             for _ in range(int(n)):
                 self._last_metrics = self._train_step()
+                self._latest_metrics.update(self._last_metrics)
                 self.num_steps += 1
                 if self.num_steps % log_every == 0:
-                    self.history["train"].append({"step": self.num_steps, **self.last_metrics})
+                    self.history["train"].append({"step": self.num_steps, **self.latest_metrics})
                 bar.update(self)
                 if not cb.on_step(self):
                     break
@@ -330,10 +349,30 @@ class OfflineAlgo:
         """Metrics of the last gradient step as floats."""
         return {k: float(v) for k, v in self._last_metrics.items()}
 
+    @property
+    def latest_metrics(self) -> dict[str, float]:
+        """The latest value of every metric as floats: `last_metrics`, plus the terms the last
+        step did not compute (TD3+BC updates its actor every 2nd step: ``actor_loss`` and
+        ``bc_loss`` keep their last values). What ``history["train"]`` and the loggers record."""
+        latest = getattr(self, "_latest_metrics", None) or {}
+        return {k: float(v) for k, v in {**latest, **self._last_metrics}.items()}
+
+    def learning_rates(self) -> dict[str, float]:
+        """The current learning rate of each optimizer: ``{"learning_rate": ...}`` for one optimizer;
+        with several, ``learning_rate`` is the first one's and each has ``<name>_learning_rate``."""
+        optimizers = getattr(self, "optimizers", None) or {}
+        rates = {f"{name}_learning_rate": float(opt.param_groups[0]["lr"]) for name, opt in optimizers.items() if opt.param_groups}
+        if len(rates) <= 1:
+            return {"learning_rate": v for v in rates.values()}
+        return {"learning_rate": next(iter(rates.values())), **rates}
+
     def log_evaluation(self, entry: dict[str, Any]) -> None:
-        """Record an evaluation (called by EvalCallback); the progress bar shows its score."""
+        """Record an evaluation (called by EvalCallback); the progress bar shows its score and the
+        loggers of the running ``learn`` log it (``eval/...``)."""
         self.history["eval"].append(entry)
         self._last_score = entry.get("score")
+        for listener in list(getattr(self, "_eval_listeners", ())):
+            listener.log_evaluation(int(entry.get("step", self.num_steps)), entry)
 
     # -- inference -----------------------------------------------------------------------------
     def predict(self, observation, state: RolloutState | None = None, deterministic: bool = True):

@@ -714,6 +714,24 @@ class D3rlpyAlgo(OfflineAlgo):
             metrics = {"loss": metrics[self.main_metric], **metrics}
         return metrics
 
+    def learning_rates(self) -> dict[str, float]:
+        """The current learning rate of each d3rlpy optimizer (``actor_learning_rate``,
+        ``critic_learning_rate``...); ``learning_rate`` is the critic's (BC, NFQ and the discrete
+        algorithms have one optimizer: its rate)."""
+        modules = self._d3.impl.modules
+        rates: dict[str, float] = {}
+        for f in dataclasses.fields(modules):
+            wrapper = getattr(modules, f.name)
+            optim = getattr(wrapper, "optim", None)
+            if not f.name.endswith("optim") or optim is None or not optim.param_groups:
+                continue
+            key = "learning_rate" if f.name == "optim" else f"{f.name[: -len('_optim')]}_learning_rate"
+            rates[key] = float(optim.param_groups[0]["lr"])
+        if rates and "learning_rate" not in rates:
+            main = rates.get("critic_learning_rate", next(iter(rates.values())))
+            rates = {"learning_rate": main, **rates}
+        return rates
+
     # -- inference -----------------------------------------------------------------------------
     def _predict(self, observations: np.ndarray, state) -> np.ndarray:
         if not self._scalers_built():

@@ -83,7 +83,7 @@ class LaMo(LMBackedAlgo):
         >>> algo = LaMo(tiny_dataset(), device="cpu", lm="embedded", corpus="random", lm_block_size=8,
         ...             lm_batch_size=1, context_len=4, batch_size=4)
         >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
-        ['action_loss', 'language_loss', 'loss']
+        ['action_loss', 'grad_norm', 'language_loss', 'loss']
         >>> counts = algo.parameter_counts()  # LoRA: the body is frozen but for the adapters and c_attn biases
         >>> counts["lora"] > 0, counts["body_trainable"] < counts["body"]
         (True, True)

@@ -242,7 +242,7 @@ class SequenceAlgo(OfflineAlgo):
         ...         return {"l2": (0.01, out.action_preds.pow(2).mean())}
         >>> algo = PenalizedDT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4, batch_size=4)
         >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
-        ['action_loss', 'l2', 'loss']
+        ['action_loss', 'grad_norm', 'l2', 'loss']
         >>> algo.new_rollout_state(3).rtg.shape  # 3 episodes, K = 4
         (3, 4)
     """
@@ -383,7 +383,7 @@ class SequenceAlgo(OfflineAlgo):
         opt = self.optimizers["model"]
         opt.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)
+        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.grad_clip)  # before clipping
         opt.step()
         self._weights_epoch += 1
         scheduler = self.schedulers["model"]
@@ -394,6 +394,7 @@ class SequenceAlgo(OfflineAlgo):
             scheduler.step()
         metrics = {"loss": loss.detach(), "action_loss": action_loss.detach()}
         metrics.update({k: term.detach() for k, (_, term) in extra.items()})
+        metrics["grad_norm"] = grad_norm.detach()
         return metrics
 
     def _body_supports_partial_last_block(self, model: torch.nn.Module) -> bool:

@@ -93,7 +93,7 @@ class WikiRL(LMBackedAlgo):
         >>> algo = WikiRL(tiny_dataset(), device="cpu", lm="embedded", n_clusters=16, lm_loss_coef=0.2,
         ...               corpus="random", lm_block_size=8, lm_batch_size=1, context_len=4, batch_size=4)
         >>> sorted(algo.learn(2, progress_bar=False).last_metrics)
-        ['action_loss', 'alignment_loss', 'lm_loss', 'loss']
+        ['action_loss', 'alignment_loss', 'grad_norm', 'lm_loss', 'loss']
         >>> tuple(algo.model.token_centres.shape) == (16, algo.model.body.config.n_embd)
         True
         >>> counts = algo.parameter_counts()  # full fine-tuning

@@ -4,7 +4,8 @@
 
     zoo-bench --suite NAME [--out DIR] [--resume] [--workers N] [--executor local|ray]
               [--algos A ...] [--tasks T ...] [--seeds S ...] [--ratios R ...] [--source SRC]
-              [--config ALGO.FIELD=VALUE ...] [--steps N | --scale F] [--device DEV] [--dry-run] [--no-progress]
+              [--config ALGO.FIELD=VALUE ...] [--steps N | --scale F] [--device DEV] [--logger tensorboard|wandb]
+              [--dry-run] [--no-progress]
     zoo-bench report DIR [DIR ...] [--markdown FILE] [--csv FILE] [--plots DIR] [--reference FILE]
                      [--bootstrap-reps N] [--bootstrap-seed SEED]
     zoo-bench list
@@ -31,6 +32,7 @@ examples:
   zoo-bench --suite sparse --resume --out runs/sparse      # continue a killed suite
   zoo-bench --suite sparse --tasks reacher2d --config LaMo.lm=/models/gpt2   # a local GPT-2 copy
   zoo-bench --suite atari --executor ray --ray-address auto
+  zoo-bench --suite smoke --logger tensorboard             # also runs/smoke/runs/*/tensorboard/ (tensorboard --logdir runs/smoke/runs)
   zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
   zoo-bench --suite mine.yaml --import-path .              # a suite whose module:Class lives in ./my_algos.py
 
@@ -45,8 +47,10 @@ def run_parser() -> argparse.ArgumentParser:
 
     Examples:
         >>> args = run_parser().parse_args(["--suite", "sparse", "--scale", "0.01", "--workers", "4"])
-        >>> args.suite, args.scale, args.workers, args.executor, args.resume
-        ('sparse', 0.01, 4, 'local', False)
+        >>> args.suite, args.scale, args.workers, args.executor, args.resume, args.logger
+        ('sparse', 0.01, 4, 'local', False, [])
+        >>> run_parser().parse_args(["--logger", "tensorboard"]).logger
+        ['tensorboard']
     """
     p = argparse.ArgumentParser(
         prog="zoo-bench",
@@ -77,6 +81,11 @@ def run_parser() -> argparse.ArgumentParser:
     budget.add_argument("--steps", type=int, default=None, metavar="N", help="train every run N steps (evaluation interval and window scale along)")
     budget.add_argument("--scale", type=float, default=None, metavar="F", help="multiply steps, evaluation interval and window by F (e.g. 0.01)")
     p.add_argument("--device", default="auto", help="auto (default: GPU when present), cpu, cuda")
+    p.add_argument(
+        "--logger", action="append", default=[], choices=("csv", "jsonl", "tensorboard", "wandb"), metavar="NAME",
+        help="also log each run's metrics to NAME: tensorboard (RUN_DIR/tensorboard/) or wandb (a W&B run; set WANDB_MODE=offline "
+        "to stay offline); repeatable. Every run always writes RUN_DIR/metrics.csv and metrics.jsonl",
+    )
     p.add_argument("--dry-run", action="store_true", help="list the runs (and which are finished) without running anything")
     p.add_argument("--no-progress", action="store_true", help="plain log lines instead of the live view")
     p.add_argument("--delete-checkpoints", action="store_true", help="delete each run's checkpoint.zip once it is finished (saves disk)")
@@ -228,7 +237,7 @@ def _list() -> int:
 
 
 def _run(args, argv: Sequence[str]) -> int:
-    from .suites import SuiteError, load_suite, parse_config_overrides
+    from .suites import load_suite, parse_config_overrides
 
     if args.workers < 0:
         return _err(f"--workers {args.workers}: must be >= 0")
@@ -244,6 +253,11 @@ def _run(args, argv: Sequence[str]) -> int:
         check_device_name(args.device)
     except ValueError as e:
         return _err(f"--device: {e}")
+    import importlib.util
+
+    for name in dict.fromkeys(args.logger):
+        if name in ("tensorboard", "wandb") and importlib.util.find_spec(name) is None:
+            return _err(f"--logger {name} needs the {name} package: pip install 'offline-zoo[{name}]'")
     suite = load_suite(args.suite)
     args.config = parse_config_overrides(args.config or [])
     out = Path(args.out) if args.out else Path("runs") / suite.name
@@ -259,7 +273,7 @@ def _run(args, argv: Sequence[str]) -> int:
     try:
         executor = make_executor(
             args.executor, workers=args.workers, device=args.device, keep_checkpoints=not args.delete_checkpoints,
-            ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run,
+            ray_address=args.ray_address, cpus_per_run=args.cpus_per_run, gpus_per_run=args.gpus_per_run, loggers=args.logger,
         )
     except (RuntimeError, ValueError) as e:
         return _err(str(e))

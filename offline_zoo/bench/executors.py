@@ -163,7 +163,7 @@ def _raise_interrupt(signum, frame):
     raise KeyboardInterrupt
 
 
-def _local_worker(spec_dict: dict, out: str, conn, threads: int | None, gpu: str | None, parent_pid: int, device: str, keep_checkpoint: bool) -> None:
+def _local_worker(spec_dict: dict, out: str, conn, threads: int | None, gpu: str | None, parent_pid: int, device: str, keep_checkpoint: bool, loggers: tuple = ()) -> None:
     """Entry point of a local worker process (spawned): one run, then exit.
 
     Progress events go through ``conn``, this worker's own pipe (a worker killed mid-message
@@ -186,7 +186,7 @@ def _local_worker(spec_dict: dict, out: str, conn, threads: int | None, gpu: str
 
     with _redirect_output(runs_dir(out) / spec.dirname / "worker.log"):
         try:
-            execute_run(spec, out, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+            execute_run(spec, out, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint, loggers=loggers)
         except KeyboardInterrupt:
             os._exit(130)
     with contextlib.suppress(Exception):
@@ -202,6 +202,7 @@ class LocalExecutor:
         threads: torch threads per run (default: cores // workers, at least 1).
         keep_checkpoints: keep each finished run's ``checkpoint.zip``.
         gpus: GPU ids to spread the workers over (default: every visible GPU; none with device="cpu").
+        loggers: loggers of each run besides its CSV and JSONL logs (``"tensorboard"``, ``"wandb"``).
 
     Examples:
         >>> from offline_zoo.bench import load_suite, run_suite
@@ -214,7 +215,8 @@ class LocalExecutor:
         ValueError: workers=0 must be >= 1 (use InlineExecutor to run in this process)
     """
 
-    def __init__(self, workers: int = 1, device: str = "auto", threads: int | None = None, keep_checkpoints: bool = True, gpus: Sequence[str] | None = None):
+    def __init__(self, workers: int = 1, device: str = "auto", threads: int | None = None, keep_checkpoints: bool = True, gpus: Sequence[str] | None = None,
+                 loggers: Sequence[str] = ()):
         if int(workers) < 1:
             raise ValueError(f"workers={workers!r} must be >= 1 (use InlineExecutor to run in this process)")
         self.workers = int(workers)
@@ -222,11 +224,12 @@ class LocalExecutor:
         self.threads = int(threads) if threads else max(1, available_cpus() // self.workers)
         self.keep_checkpoints = keep_checkpoints
         self.gpus = list(gpus) if gpus is not None else ([] if device == "cpu" else None)
+        self.loggers = _check_loggers(loggers)
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
         """The executor's settings (recorded in ``bench.json``)."""
-        return {"kind": "local", "workers": self.workers, "threads_per_run": self.threads, "device": self.device, "gpus": self.gpus}
+        return {"kind": "local", "workers": self.workers, "threads_per_run": self.threads, "device": self.device, "gpus": self.gpus, **_loggers_info(self.loggers)}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
         """Run every spec; returns ``{run_id: outcome}`` (``status``: finished / failed)."""
@@ -265,7 +268,7 @@ class LocalExecutor:
                     recv_end, send_end = ctx.Pipe(duplex=False)
                     p = ctx.Process(
                         target=_local_worker,
-                        args=(spec.to_dict(), str(out), send_end, self.threads, gpu, os.getpid(), self.device, self.keep_checkpoints),
+                        args=(spec.to_dict(), str(out), send_end, self.threads, gpu, os.getpid(), self.device, self.keep_checkpoints, self.loggers),
                         name=f"zoo-bench:{spec.run_id}",
                     )
                     p.start()
@@ -314,6 +317,7 @@ class InlineExecutor:
         device: ``"auto"``, ``"cpu"`` or ``"cuda"``.
         keep_checkpoints: keep each finished run's ``checkpoint.zip``.
         threads: torch threads (None: leave as they are).
+        loggers: loggers of each run besides its CSV and JSONL logs (``"tensorboard"``, ``"wandb"``).
 
     Examples:
         Two runs of a stand-in algorithm (`offline_zoo.testing.StepCountAlgo`, whose score is its
@@ -329,15 +333,16 @@ class InlineExecutor:
         (['finished', 'finished'], ['start', 'progress', 'progress', 'end'])
     """
 
-    def __init__(self, device: str = "auto", keep_checkpoints: bool = True, threads: int | None = None):
+    def __init__(self, device: str = "auto", keep_checkpoints: bool = True, threads: int | None = None, loggers: Sequence[str] = ()):
         self.device = device
         self.keep_checkpoints = keep_checkpoints
         self.threads = threads
+        self.loggers = _check_loggers(loggers)
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
         """The executor's settings (recorded in ``bench.json``)."""
-        return {"kind": "inline", "device": self.device}
+        return {"kind": "inline", "device": self.device, **_loggers_info(self.loggers)}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
         """Run every spec in this process, one after the other; returns ``{run_id: outcome}``."""
@@ -345,7 +350,9 @@ class InlineExecutor:
         emit = on_event or (lambda ev: None)
         self.outcomes = {}
         for spec in specs:
-            self.outcomes[spec.run_id] = execute_run(spec, out, emit, device=self.device, threads=self.threads, keep_checkpoint=self.keep_checkpoints)
+            self.outcomes[spec.run_id] = execute_run(
+                spec, out, emit, device=self.device, threads=self.threads, keep_checkpoint=self.keep_checkpoints, loggers=self.loggers,
+            )
         return self.outcomes
 
 
@@ -478,7 +485,7 @@ def _abandon_ray(ray: Any) -> None:
             node.kill_all_processes(check_alive=False, allow_graceful=False)
 
 
-def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_checkpoint: bool, threads: int) -> dict:
+def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_checkpoint: bool, threads: int, loggers: tuple = ()) -> dict:
     """One run inside a Ray worker (see :class:`RayExecutor`)."""
     from .worker import execute_run  # imported where the Ray task runs, not where it is defined
 
@@ -492,23 +499,47 @@ def _ray_task(spec_dict: dict, out: str, progress_actor, device: str, keep_check
     out_p = Path(out)
     if (out_p / BENCH_FILE).is_file():  # the output directory is shared with the driver
         with _redirect_output(runs_dir(out_p) / spec.dirname / "worker.log"):
-            return execute_run(spec, out_p, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+            return execute_run(spec, out_p, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint, loggers=loggers)
     tmp = Path(tempfile.mkdtemp(prefix="zoo-bench-"))
     try:
         with _redirect_output(runs_dir(tmp) / spec.dirname / "worker.log"):
-            outcome = execute_run(spec, tmp, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint)
+            outcome = execute_run(spec, tmp, emit, device=device, threads=threads, keep_checkpoint=keep_checkpoint, loggers=loggers)
         run_dir = runs_dir(tmp) / spec.dirname
-        outcome["files"] = {f.name: f.read_bytes() for f in run_dir.iterdir() if f.is_file() and not f.name.startswith(".")}
+        # the run directory's files, those of its subfolders too (tensorboard/), by relative path
+        outcome["files"] = {
+            f.relative_to(run_dir).as_posix(): f.read_bytes() for f in sorted(run_dir.rglob("*"))
+            if f.is_file() and not any(part.startswith(".") for part in f.relative_to(run_dir).parts)
+        }
         return outcome
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _check_loggers(loggers: Sequence[str]) -> tuple[str, ...]:
+    """The extra logger names of the runs (checked now: a typo fails before any run starts)."""
+    from ..loggers import check_logger
+
+    if isinstance(loggers, str):
+        loggers = [loggers]
+    names = check_logger(list(loggers))
+    if not all(isinstance(n, str) for n in names):
+        raise ValueError(f"loggers={loggers!r}: runs take logger names (their processes make the loggers), not Logger objects")
+    return tuple(n for n in dict.fromkeys(names) if n not in ("csv", "jsonl"))  # those two are always written
+
+
+def _loggers_info(loggers: tuple[str, ...]) -> dict[str, Any]:
+    return {"loggers": list(loggers)} if loggers else {}
 
 
 def _store_returned_files(out: Path, spec: RunSpec, files: dict[str, bytes]) -> None:
     """Write the files a remote run returned; ``result.json`` last (it marks the run finished)."""
     run_dir = runs_dir(out) / spec.dirname
     for name in sorted(files, key=lambda n: n == RESULT_FILE):
-        atomic_write_bytes(run_dir / name, files[name])
+        target = run_dir / name
+        if run_dir.resolve() not in target.resolve().parents:
+            continue  # a relative path must stay inside the run directory
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_bytes(target, files[name])
 
 
 class RayExecutor:
@@ -521,6 +552,7 @@ class RayExecutor:
         device: device inside the task (``"auto"``: the task's GPU when it has one).
         keep_checkpoints: keep each finished run's ``checkpoint.zip``.
         init_kwargs: extra ``ray.init`` keywords when this executor starts Ray.
+        loggers: loggers of each run besides its CSV and JSONL logs (``"tensorboard"``, ``"wandb"``).
 
     Examples:
         >>> from offline_zoo.bench import load_suite, run_suite
@@ -530,18 +562,21 @@ class RayExecutor:
         {'kind': 'ray', 'address': 'auto', 'cpus_per_run': 2, 'gpus_per_run': None, 'device': 'auto'}
     """
 
-    def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float | None = None, device: str = "auto", keep_checkpoints: bool = True, init_kwargs: dict | None = None):
+    def __init__(self, address: str | None = None, cpus_per_run: float = 1, gpus_per_run: float | None = None, device: str = "auto", keep_checkpoints: bool = True, init_kwargs: dict | None = None,
+                 loggers: Sequence[str] = ()):
         self.address = address
         self.cpus_per_run = cpus_per_run
         self.gpus_per_run = gpus_per_run
         self.device = device
         self.keep_checkpoints = keep_checkpoints
         self.init_kwargs = dict(init_kwargs or {})
+        self.loggers = _check_loggers(loggers)
         self.outcomes: dict[str, dict] = {}
 
     def describe(self) -> dict[str, Any]:
         """The executor's settings (recorded in ``bench.json``)."""
-        return {"kind": "ray", "address": self.address or os.environ.get("RAY_ADDRESS"), "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run, "device": self.device}
+        return {"kind": "ray", "address": self.address or os.environ.get("RAY_ADDRESS"), "cpus_per_run": self.cpus_per_run, "gpus_per_run": self.gpus_per_run, "device": self.device,
+                **_loggers_info(self.loggers)}
 
     def run(self, specs: Sequence[RunSpec], out: str | os.PathLike, on_event: Event | None = None) -> dict[str, dict]:
         """Run every spec as a Ray task (starting or joining Ray first); returns ``{run_id: outcome}``."""
@@ -561,7 +596,7 @@ class RayExecutor:
             actor = _progress_actor(ray).remote()
             task = ray.remote(_ray_task).options(num_cpus=self.cpus_per_run, num_gpus=gpus, max_retries=0)
             threads = max(1, int(self.cpus_per_run))
-            refs = {task.remote(s.to_dict(), str(out), actor, self.device, self.keep_checkpoints, threads): s for s in specs}
+            refs = {task.remote(s.to_dict(), str(out), actor, self.device, self.keep_checkpoints, threads, self.loggers): s for s in specs}
             seen_start: set[str] = set()
             try:
                 while refs:
@@ -612,16 +647,20 @@ def _progress_actor(ray):
     return ProgressSink
 
 
-def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", keep_checkpoints: bool = True, ray_address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None):
-    """The executor behind ``zoo-bench --executor KIND --workers N``.
+def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", keep_checkpoints: bool = True, ray_address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None,
+                  loggers: Sequence[str] = ()):
+    """The executor behind ``zoo-bench --executor KIND --workers N [--logger NAME]``.
 
     ``workers=0`` gives an `InlineExecutor`; ``kind="ray"`` checks that Ray is installed.
+    ``loggers``: each run's loggers besides its CSV and JSONL logs (``zoo-bench --logger``).
 
     Examples:
         >>> make_executor("local", workers=0).describe()
         {'kind': 'inline', 'device': 'auto'}
         >>> make_executor("local", workers=4, device="cpu").describe()["workers"]
         4
+        >>> make_executor("local", workers=0, loggers=["tensorboard"]).describe()
+        {'kind': 'inline', 'device': 'auto', 'loggers': ['tensorboard']}
         >>> make_executor("slurm")
         Traceback (most recent call last):
         ...
@@ -629,11 +668,11 @@ def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", k
     """
     if kind == "local":
         if int(workers) == 0:
-            return InlineExecutor(device=device, keep_checkpoints=keep_checkpoints)
-        return LocalExecutor(workers=workers, device=device, keep_checkpoints=keep_checkpoints)
+            return InlineExecutor(device=device, keep_checkpoints=keep_checkpoints, loggers=loggers)
+        return LocalExecutor(workers=workers, device=device, keep_checkpoints=keep_checkpoints, loggers=loggers)
     if kind == "ray":
         _import_ray()
         if not (ray_address or os.environ.get("RAY_ADDRESS")):
             _check_local_ray()  # before any run is prepared: a local instance needs loopback TCP
-        return RayExecutor(address=ray_address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run, device=device, keep_checkpoints=keep_checkpoints)
+        return RayExecutor(address=ray_address, cpus_per_run=cpus_per_run or 1, gpus_per_run=gpus_per_run, device=device, keep_checkpoints=keep_checkpoints, loggers=loggers)
     raise ValueError(f"unknown executor {kind!r}: use 'local' or 'ray'")

@@ -30,6 +30,7 @@ import traceback
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+from ..callbacks import CallbackList, LambdaCallback
 from .protocol import score_run
 from .store import (
     CHECKPOINT_FILE,
@@ -278,10 +279,14 @@ def execute_run(
     threads: int | None = None,
     keep_checkpoint: bool = True,
     lock_wait: float = 60.0,
+    loggers: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Train, evaluate and score one run in this process; returns ``{"status", "run_id", ...}``.
 
-    Writes ``OUT/runs/<dirname>/`` (see :mod:`offline_zoo.bench.store`). A run whose ``result.json``
+    Writes ``OUT/runs/<dirname>/`` (see :mod:`offline_zoo.bench.store`), with the training and
+    evaluation metrics in ``metrics.csv`` and ``metrics.jsonl`` (always; `offline_zoo.loggers`)
+    and in the ``loggers`` named besides (``"tensorboard"``: ``tensorboard/``; ``"wandb"``: a W&B
+    run). A resumed run's logs drop what was logged after its checkpoint. A run whose ``result.json``
     exists is not run again (status ``"finished"``, ``"skipped": True``). An exception inside the
     run is recorded in ``run.json`` (status ``"failed"`` with the traceback) and returned, not
     raised; ``KeyboardInterrupt`` marks it ``"interrupted"`` and propagates.
@@ -297,9 +302,12 @@ def execute_run(
         >>> execute_run(spec, "out")                                    # doctest: +ELLIPSIS
         {'status': 'finished', 'run_id': '...', 'score': 20.0}
         >>> sorted(p.name for p in (runs_dir("out") / spec.dirname).iterdir())
-        ['.lock', 'checkpoint.zip', 'curve.json', 'result.json', 'run.json']
+        ['.lock', 'checkpoint.zip', 'curve.json', 'metrics.csv', 'metrics.jsonl', 'result.json', 'run.json']
         >>> [e["step"] for e in read_json(runs_dir("out") / spec.dirname / "curve.json")["evaluations"]]
         [10, 20]
+        >>> from offline_zoo.loggers import read_jsonl
+        >>> [(e["step"], e["eval/normalized"]) for e in read_jsonl(runs_dir("out") / spec.dirname / "metrics.jsonl") if "eval/normalized" in e]
+        [(10, 10.0), (20, 20.0)]
         >>> execute_run(spec, "out")["skipped"]                         # finished runs are not redone
         True
     """
@@ -332,7 +340,7 @@ def execute_run(
         atomic_write_json(run_dir / RUN_FILE, info)
         emit({"type": "start", "run_id": spec.run_id, "name": spec.name, "total": spec.protocol.steps})
         try:
-            result = _train_and_score(spec, run_dir, info, emit, device, threads, keep_checkpoint, t0)
+            result = _train_and_score(spec, run_dir, info, emit, device, threads, keep_checkpoint, t0, tuple(loggers))
         except KeyboardInterrupt:
             info.update(status="interrupted", ended_at=_now(), wall_s=time.time() - t0)
             atomic_write_json(run_dir / RUN_FILE, info)
@@ -363,7 +371,26 @@ def _attempt_summary(run: Mapping[str, Any]) -> dict[str, Any]:
     return {k: run.get(k) for k in ("attempts", "status", "started_at", "ended_at", "error", "resumed_from_step") if k in run}
 
 
-def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, device: str, threads: int | None, keep_checkpoint: bool, t0: float) -> dict:
+def _run_logger(spec: RunSpec, run_dir: Path, loggers: Sequence[str], resumed_step: int | None):
+    """The run's logger: CSV and JSONL always, plus ``loggers``; a fresh run starts them empty, a
+    resumed one drops what was logged after its checkpoint (``purge_step``)."""
+    import shutil
+
+    from ..loggers import CSV_FILE, JSONL_FILE, TENSORBOARD_DIR, check_logger, make_logger
+
+    names = list(dict.fromkeys(["csv", "jsonl", *check_logger(list(loggers))]))
+    if resumed_step is None:
+        for name in (CSV_FILE, JSONL_FILE):
+            (run_dir / name).unlink(missing_ok=True)
+        shutil.rmtree(run_dir / TENSORBOARD_DIR, ignore_errors=True)
+    wandb = {"name": spec.name, "group": spec.suite, "config": jsonable(spec.to_dict())} if "wandb" in names else {}
+    return make_logger(names, run_dir, purge_step=None if resumed_step is None else resumed_step + 1, **wandb), names
+
+
+def _train_and_score(
+    spec: RunSpec, run_dir: Path, info: dict, emit: Event, device: str, threads: int | None, keep_checkpoint: bool, t0: float,
+    loggers: Sequence[str] = (),
+) -> dict:
     protocol = spec.protocol
     cls = resolve_algo(spec.algo, spec.imports)
     _set_threads(threads)
@@ -390,8 +417,29 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     else:
         (run_dir / CURVE_FILE).unlink(missing_ok=True)
     data_info = dict(getattr(algo, "data_info", {}) or {})
-    info.update(config=_config_dict(getattr(algo, "config", config)), data=data_info, host=environment_info()["host"])
-    atomic_write_json(run_dir / RUN_FILE, info)
+    run_logger, logger_names = _run_logger(spec, run_dir, loggers, None if resumed is None else int(algo.num_steps))
+    info.update(config=_config_dict(getattr(algo, "config", config)), data=data_info, host=environment_info()["host"], loggers=logger_names)
+    try:
+        atomic_write_json(run_dir / RUN_FILE, info)
+        return _train_loop(spec, run_dir, info, emit, algo, curve, protocol, config, data_info, run_logger, keep_checkpoint, t0)
+    finally:
+        run_logger.close()
+
+
+class _StepCallbacks(CallbackList):
+    """The run's callbacks, also callable as ``f(algo)`` after each step (a plugin's ``learn`` may
+    call its callback as a plain function)."""
+
+    def __call__(self, algo) -> bool:
+        return self.on_step(algo)
+
+
+def _train_loop(spec, run_dir, info, emit, algo, curve, protocol, config, data_info, run_logger, keep_checkpoint, t0) -> dict:
+    from ..loggers import LoggerCallback
+
+    ckpt = run_dir / CHECKPOINT_FILE
+    # every 100 steps, and at each evaluation step at least (short protocols)
+    log_cb = LoggerCallback(run_logger, log_every=max(1, min(100, protocol.eval_every)), close=False)
 
     train_s = float(info.get("train_s", 0.0))
     eval_s = 0.0
@@ -408,7 +456,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         if target <= algo.num_steps:
             continue
         ts = time.time()
-        algo.learn(target - int(algo.num_steps), callback=on_step, progress_bar=False)
+        algo.learn(target - int(algo.num_steps), callback=_StepCallbacks([log_cb, LambdaCallback(on_step)]), progress_bar=False)
         train_s += time.time() - ts
         if int(algo.num_steps) != target:
             raise RuntimeError(f"{type(algo).__name__}.learn stopped at step {algo.num_steps} instead of {target}")
@@ -416,6 +464,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
         entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, target))
         eval_s += time.time() - te
         curve.append({"step": target, **entry, "eval_s": round(time.time() - te, 3)})
+        log_cb.log_evaluation(target, entry)
         atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
         algo.save(ckpt)
         emit({"type": "progress", "run_id": spec.run_id, "step": target, "total": protocol.steps, "score": entry.get("score")})
@@ -423,6 +472,7 @@ def _train_and_score(spec: RunSpec, run_dir: Path, info: dict, emit: Event, devi
     if not curve or int(curve[-1]["step"]) != protocol.steps:  # resumed after the last evaluation was dropped
         entry = _evaluate(algo, protocol, protocol.eval_seed(spec.seed, protocol.steps))
         curve.append({"step": protocol.steps, **entry})
+        log_cb.log_evaluation(protocol.steps, entry)
         atomic_write_json(run_dir / CURVE_FILE, _curve_file(spec, curve))
     scores = score_run(curve, protocol)
     result = {
