@@ -449,7 +449,19 @@ class OfflineAlgo:
         path = Path(path)
         if path.suffix != ".zip":
             path = path.with_suffix(path.suffix + ".zip") if path.suffix else path.with_suffix(".zip")
-        meta = {
+        meta, state, extra = self._saved_meta(), self._saved_state(), self._extra_files()
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with atomic_writer(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
+            z.writestr("meta.json", json.dumps(meta, indent=2))
+            z.writestr("state.pt", buf.getvalue())
+            for name, data in extra.items():
+                z.writestr(name, data)
+        return path
+
+    def _saved_meta(self) -> dict[str, Any]:
+        """The JSON part of what `save` (meta.json) and `save_pretrained` (config.json) write."""
+        return {
             "format_version": FORMAT_VERSION,
             "algo": self.name,
             "class": type(self).__name__,
@@ -466,19 +478,14 @@ class OfflineAlgo:
             "history": _jsonable(self.history),
             "saved_at": time.strftime("%Y-%m-%dT%H:%M:%S"),
         }
-        buf = io.BytesIO()
+
+    def _saved_state(self) -> dict[str, Any]:
+        """The tensor part of what `save` (state.pt) and `save_pretrained` (model.safetensors) write."""
         torch_rng, cuda_rng = self._torch_rng, self._cuda_rng
         if getattr(self, "_rng_live", False):
             torch_rng = torch.get_rng_state()
             cuda_rng = torch.cuda.get_rng_state(self.device.index or 0) if self.device.type == "cuda" else None
-        torch.save({"state": self._state_dict(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}, buf)
-        extra = self._extra_files()
-        with atomic_writer(path) as f, zipfile.ZipFile(f, "w", zipfile.ZIP_DEFLATED) as z:
-            z.writestr("meta.json", json.dumps(meta, indent=2))
-            z.writestr("state.pt", buf.getvalue())
-            for name, data in extra.items():
-                z.writestr(name, data)
-        return path
+        return {"state": self._state_dict(), "torch_rng": torch_rng, "cuda_rng": cuda_rng}
 
     def _extra_files(self) -> dict[str, bytes]:
         """Additional files for the zip (e.g. a d3rlpy checkpoint)."""
@@ -509,6 +516,18 @@ class OfflineAlgo:
         if not path.exists():
             raise FileNotFoundError(f"no saved algorithm at {str(path)!r}")
         meta, blob, extra = _read_saved_zip(path)
+        return cls._restore(
+            meta, extra, lambda device: _load_tensors(blob, device, f"{path}:state.pt"), str(path), dataset, device, trust_pickle, "load"
+        )
+
+    @classmethod
+    def _restore(
+        cls, meta: dict[str, Any], extra: dict[str, bytes], read_state: Callable[[torch.device], Any], path: str,
+        dataset: Dataset | None, device, trust_pickle: bool, loader: str,
+    ) -> "OfflineAlgo":
+        """Rebuild a saved algorithm from its meta, extra files and tensors (``read_state(device)``);
+        shared by `load` (a zip) and `from_pretrained` (a model folder). ``loader`` names the
+        method in error messages."""
         from .registry import get_algo
 
         if cls is not OfflineAlgo and cls.name == meta["algo"] and cls.__name__ == meta.get("class"):
@@ -519,10 +538,10 @@ class OfflineAlgo:
             except KeyError as e:
                 raise KeyError(
                     f"{path} holds a {meta.get('class')} (algorithm {meta['algo']!r}) that is not registered in this process: "
-                    f"import the module that registers it, or load it with {meta.get('class')}.load. {e.args[0]}"
+                    f"import the module that registers it, or load it with {meta.get('class')}.{loader}. {e.args[0]}"
                 ) from None
         if cls is not OfflineAlgo and not issubclass(klass, cls):
-            raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}; load it with {meta['class']}.load or OfflineAlgo.load")
+            raise TypeError(f"{path} holds a {meta['class']}, not a {cls.__name__}; load it with {meta['class']}.{loader} or OfflineAlgo.{loader}")
         obj = klass.__new__(klass)
         known = {f.name for f in fields(klass.config_class)}
         unknown = sorted(set(meta["config"]) - known)
@@ -547,7 +566,7 @@ class OfflineAlgo:
             obj._load_extra_files(extra)
         finally:
             del obj._trust_pickle
-        saved = _load_tensors(blob, obj.device, f"{path}:state.pt")
+        saved = read_state(obj.device)
         try:
             obj._load_state_dict(saved["state"])
         except RuntimeError as e:
@@ -571,6 +590,101 @@ class OfflineAlgo:
         if dataset is not None:
             obj.dataset = dataset
         return obj
+
+    # -- model folders (Hugging Face Hub layout) -------------------------------------------------
+    def save_pretrained(
+        self, directory: str | os.PathLike, overwrite: bool = False, evaluation: EvaluationResult | None = None, repo_id: str | None = None
+    ) -> Path:
+        """Write a model folder: ``config.json``, ``model.safetensors``, ``stats.json`` and a
+        ``README.md`` model card (see the *Model cards* page). Returns the folder.
+
+        The folder holds what `save` stores (config, spec, statistics, weights, optimizer and RNG
+        states, history, versions) as JSON and safetensors, so `from_pretrained` restores the same
+        predictions and can continue training. An existing model folder is overwritten; a
+        non-empty folder of anything else is refused unless ``overwrite=True``. ``evaluation``: an
+        `EvaluationResult` to list in the card besides the evaluations of ``history``;
+        ``repo_id``: the hub id the card's usage example names.
+
+        Examples:
+            >>> from offline_zoo import DT
+            >>> from offline_zoo.testing import tiny_dataset
+            >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4)
+            >>> folder = algo.save_pretrained("dt-hopper")
+            >>> sorted(p.name for p in folder.iterdir())
+            ['README.md', 'config.json', 'model.safetensors', 'stats.json']
+            >>> print(open(folder / "README.md").read().splitlines()[1])
+            library_name: offline-zoo
+        """
+        from . import pretrained
+
+        meta, state, extra = self._saved_meta(), self._saved_state(), self._extra_files()
+        stats = meta.pop("stats")
+        # torch blobs among the extra files (a d3rlpy baseline's module weights) join the safetensors
+        tensor_extras = {n: _load_tensors(d, torch.device("cpu"), n) for n, d in extra.items() if n.endswith(".pt")}
+        tensors: dict[str, torch.Tensor] = {}
+        layout = pretrained.pack_tensors({**state, "extra": tensor_extras}, tensors)
+        texts = {n: d for n, d in extra.items() if n not in tensor_extras}
+        config = pretrained.folder_config(meta, layout, texts, _jsonable(evaluation.to_dict()) if evaluation is not None else None)
+        card = pretrained.model_card(config, repo_id=repo_id)
+        return pretrained.write_model_folder(directory, config, tensors, stats, card, overwrite)
+
+    @classmethod
+    def from_pretrained(
+        cls, path_or_repo_id: str | os.PathLike, device: str = "auto", dataset: Dataset | None = None,
+        revision: str | None = None, token: str | bool | None = None,
+    ) -> "OfflineAlgo":
+        """Load a model folder written by `save_pretrained`: a local folder, or a Hugging Face Hub id
+        (``"owner/name"``, downloaded with ``huggingface_hub.snapshot_download``).
+
+        Like `load`: called on the base class, the class is found in the registry by the folder's
+        algorithm name; called on a class, a folder of another algorithm is refused. Pass
+        ``dataset`` to continue training. Only JSON and safetensors are read: nothing in the folder
+        is executed. A hub id that is not cached fails at once with `HubNotReachableError` when
+        ``HF_HUB_OFFLINE`` is set or the hub cannot be reached.
+
+        Examples:
+            >>> import numpy as np
+            >>> from offline_zoo import DT
+            >>> from offline_zoo.testing import tiny_dataset
+            >>> algo = DT(tiny_dataset(), device="cpu", hidden_size=16, n_layer=1, context_len=4)
+            >>> loaded = OfflineAlgo.from_pretrained(algo.save_pretrained("dt-hopper"), device="cpu")
+            >>> type(loaded).__name__, np.array_equal(loaded.predict(np.zeros(11))[0], algo.predict(np.zeros(11))[0])
+            ('DT', True)
+            >>> OfflineAlgo.from_pretrained("someone/dt-hopper-medium")  # doctest: +SKIP
+        """
+        from . import pretrained
+
+        folder, where = pretrained.resolve(path_or_repo_id, revision, token)
+        config, stats, weights = pretrained.read_model_folder(folder)
+        meta, extra, layout = pretrained.meta_from_config(config, stats, where)
+        tree = pretrained.unpack_tensors(layout, pretrained.read_safetensors(weights))
+        for name, value in (tree.get("extra") or {}).items():
+            buf = io.BytesIO()  # the form the algorithm's _load_extra_files reads (loaded weights_only)
+            torch.save(value, buf)
+            extra[name] = buf.getvalue()
+        saved = {k: v for k, v in tree.items() if k != "extra"}
+        read_state = lambda device: {**saved, "state": pretrained.to_device(saved["state"], device)}  # noqa: E731
+        return cls._restore(meta, extra, read_state, where, dataset, device, False, "from_pretrained")
+
+    def push_to_hub(
+        self, repo_id: str, private: bool = False, token: str | None = None,
+        commit_message: str | None = None, evaluation: EvaluationResult | None = None,
+    ):
+        """Upload the model folder (`save_pretrained`, written to a temporary folder) to the
+        Hugging Face Hub as ``repo_id``, creating the repository if needed; returns
+        ``huggingface_hub``'s ``CommitInfo``. ``token``: a hub token (default: the logged-in one).
+
+        Examples:
+            >>> algo.push_to_hub("me/dt-hopper-medium", private=True)  # doctest: +SKIP
+        """
+        import tempfile
+
+        from . import pretrained
+
+        message = commit_message or f"Upload {type(self).__name__} ({self.num_steps} steps) with offline-zoo"
+        with tempfile.TemporaryDirectory(prefix="offline-zoo-push-") as tmp:
+            folder = self.save_pretrained(Path(tmp) / "model", evaluation=evaluation, repo_id=repo_id)
+            return pretrained.upload_folder(folder, repo_id, private, token, message)
 
     # -- misc ----------------------------------------------------------------------------------
     def parameter_counts(self) -> dict[str, int]:
