@@ -173,6 +173,23 @@ def test_padding_is_masked_out_of_the_loss():
         assert algo.action_loss(out2.action_preds, b2) == pytest.approx(float(base), rel=1e-5)
 
 
+def test_action_loss_reduction_mean_is_the_released_one_and_sum_dims_scales_by_act_dim():
+    mean_algo = DT(tiny_dataset(), context_len=6, seed=3)
+    sum_algo = DT(tiny_dataset(), context_len=6, seed=3, action_loss_reduction="sum_dims")
+    mean_algo._before_learn()
+    batch = mean_algo._sampler.window([5, 11, 20])
+    b = mean_algo._batch_tensors(batch)
+    real = b["mask"] > 0
+    preds = torch.linspace(-0.9, 0.9, b["actions"].numel()).reshape(b["actions"].shape)
+    per_element = (preds - b["actions"]) ** 2
+    released = float(per_element[real].mean())  # kzl: mean over real positions and action dims
+    assert float(mean_algo.action_loss(preds, b)) == pytest.approx(released, rel=1e-6)
+    act_dim = b["actions"].shape[-1]
+    assert float(sum_algo.action_loss(preds, b)) == pytest.approx(act_dim * released, rel=1e-6)
+    with pytest.raises(ValueError, match="action_loss_reduction='max'; allowed: mean, sum_dims"):
+        DT(tiny_dataset(), action_loss_reduction="max")
+
+
 def test_wikirl_alignment_weight_decays_to_zero_by_5000_steps():
     algo = WikiRL(tiny_dataset(), **TINY_LM, n_clusters=4)
     algo._before_learn()

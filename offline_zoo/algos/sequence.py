@@ -37,12 +37,16 @@ from . import fast
 from .base import OfflineAlgo, RolloutState, Spec
 from .config import AlgoConfig
 
-__all__ = ["LR_SCHEDULES", "ReleasedAtariLR", "SequenceConfig", "SequenceAlgo", "SequenceRolloutState"]
+__all__ = ["ACTION_LOSSES", "LR_SCHEDULES", "ReleasedAtariLR", "SequenceConfig", "SequenceAlgo", "SequenceRolloutState"]
 
 PRECISIONS = ("fp32", "bf16")
 #: ``"constant_after_warmup"``: linear warmup over ``warmup_steps`` gradient steps, then constant;
 #: ``"released_atari"``: `ReleasedAtariLR`, the released LaMo Atari schedule with its token-count bug
 LR_SCHEDULES = ("constant_after_warmup", "released_atari")
+#: continuous action loss: ``"mean"``: squared error averaged over real positions and action dimensions
+#: (kzl/decision-transformer, the released LaMo code); ``"sum_dims"``: summed over the action dimensions,
+#: averaged over real positions (d3rlpy's DecisionTransformer): act_dim times the gradient, so the clip binds longer
+ACTION_LOSSES = ("mean", "sum_dims")
 
 
 class ReleasedAtariLR(torch.optim.lr_scheduler.LRScheduler):
@@ -117,6 +121,10 @@ class SequenceConfig(AlgoConfig):
         timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
             ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
             ``docs/deviations.md`` for the measurements behind the default).
+        action_loss_reduction: continuous actions: ``"mean"`` (default: squared error averaged over the real
+            positions and the action dimensions, as the released code) or ``"sum_dims"`` (summed over
+            the action dimensions, as d3rlpy: ``act_dim`` times the gradients, so ``grad_clip`` binds
+            for longer). Discrete actions always use cross-entropy. See ``docs/deviations.md``.
         window_anchor: how training windows are drawn: ``"end"`` (default: a uniform last step,
             windows cut at episode starts, like the contexts of an evaluation episode's first steps;
             d3rlpy) or ``"start"`` (a uniform first step, windows cut at episode ends; the released
@@ -155,6 +163,7 @@ class SequenceConfig(AlgoConfig):
     action_head: str = "linear_tanh"
     dropout: float = 0.1
     timestep_init: str = "gpt2"
+    action_loss_reduction: str = "mean"
     window_anchor: str = "end"
     precision: str = "fp32"
     fast_kernels: bool = True
@@ -285,6 +294,8 @@ class SequenceAlgo(OfflineAlgo):
             raise ValueError(f"lr_schedule={self.config.lr_schedule!r}; allowed: {', '.join(LR_SCHEDULES)}")
         if self.config.context_len < 1:
             raise ValueError(f"context_len={self.config.context_len} must be >= 1")
+        if self.config.action_loss_reduction not in ACTION_LOSSES:
+            raise ValueError(f"action_loss_reduction={self.config.action_loss_reduction!r}; allowed: {', '.join(ACTION_LOSSES)}")
         self.model = TrajectoryTransformer(self._make_body(), self._transformer_spec())
         self._prepare_body(self.model)
         self.model.to(self.device)
@@ -359,7 +370,8 @@ class SequenceAlgo(OfflineAlgo):
             ce = F.cross_entropy(logits, targets, reduction="none")
             return torch.where(real.reshape(-1), ce, 0.0).sum() / n_real
         sq = (preds.float() - b["actions"]) ** 2
-        return torch.where(real[..., None], sq, 0.0).sum() / (n_real * preds.shape[-1])
+        per_dims = 1 if self.config.action_loss_reduction == "sum_dims" else preds.shape[-1]
+        return torch.where(real[..., None], sq, 0.0).sum() / (n_real * per_dims)
 
     def extra_losses(self, out, b: dict[str, torch.Tensor]) -> dict[str, tuple[float, torch.Tensor]]:
         """Auxiliary losses as ``{name: (weight, loss)}``; ``weight * loss`` joins the action loss."""
