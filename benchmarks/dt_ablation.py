@@ -64,7 +64,22 @@ VARIANTS = {
     "c_proj_std_0.02": ({}, _d3rlpy_body_init),
     "end_anchored_windows": ({"window_anchor": "end"}, None),  # the default since 2026-12-02
     "start_anchored_windows": ({"window_anchor": "start"}, None),  # the released sampling
+    # every remaining difference to d3rlpy's DT at once (its loss, LayerNorm eps, body init)
+    "d3rlpy_like": ({}, "d3rlpy_like"),
+    # benchmarks/dt_transplant.py's "ours trained from d3rlpy's initial weights" minus those weights:
+    # our own draw, with the transplant's LayerNorm eps, c_proj init and standard kernels, our loss
+    "transplant_control": ({"fast_kernels": False}, "transplant_control"),
 }
+
+
+def _d3rlpy_like(model) -> None:
+    _set_ln_eps(model, 3e-3)
+    _d3rlpy_body_init(model)
+
+
+def _anchor(record: dict) -> str:
+    """The window anchoring a row was trained with (rows before 2026-12-02 did not record it)."""
+    return record.get("window_anchor", "end" if record["variant"] == "end_anchored_windows" else "start")
 
 
 def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
@@ -73,7 +88,11 @@ def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
     torch.set_num_threads(1)
     DT, SummedLossDT = _dt_class()
     overrides, change = VARIANTS[variant]
-    cls = SummedLossDT if change == "summed" else DT
+    cls = SummedLossDT if change in ("summed", "d3rlpy_like") else DT
+    if change == "d3rlpy_like":
+        change = _d3rlpy_like
+    elif change == "transplant_control":
+        cls, change = DT, _d3rlpy_like
     ds = load_dataset("hopper-medium", source="generated")
     algo = cls(ds, seed=seed, device="cpu", **overrides)
     if callable(change):
@@ -85,6 +104,7 @@ def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
     res = algo.evaluate(n_episodes=episodes, target_returns=[3600.0], seed=10_000)
     return {
         "variant": variant, "seed": seed, "steps": steps, "episodes": episodes,
+        "window_anchor": algo.config.window_anchor,
         "score": round(float(res.normalized[3600.0].mean()), 3),
         "lengths": [int(x) for x in res.lengths[3600.0]],
         "action_mse_last_1k": round(statistics.fmean(losses), 5),
@@ -105,11 +125,14 @@ def main(argv=None) -> int:
     if args.resume and args.out.exists():
         for line in args.out.read_text().splitlines():
             r = json.loads(line)
-            done.add((r["variant"], r["seed"], r["steps"], r["episodes"]))
+            done.add((r["variant"], r["seed"], r["steps"], r["episodes"], _anchor(r)))
     args.out.parent.mkdir(parents=True, exist_ok=True)
+    from offline_zoo import DT
+
     for seed in args.seeds:
         for v in args.variants:
-            if (v, seed, args.steps, args.episodes) in done:
+            anchor = VARIANTS[v][0].get("window_anchor", DT.config_class().window_anchor)
+            if (v, seed, args.steps, args.episodes, anchor) in done:
                 continue
             r = run(v, seed, args.steps, args.episodes)
             with args.out.open("a") as f:
