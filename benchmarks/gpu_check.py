@@ -577,14 +577,10 @@ def _step_summary(name: str, rec: dict) -> str:
 
 
 def write_readme(block: str, path: Path = README) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    path.write_text(text)
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from readme_section import write_section
+
+    write_section(path, block, START, END)
 
 
 # ------------------------------------------------------------------------------------------------

@@ -52,6 +52,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from readme_section import write_section  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "benchmarks" / "README.md"
 START, END = "<!-- perf:start -->", "<!-- perf:end -->"
@@ -666,14 +669,7 @@ def markdown(results: dict) -> str:
 
 
 def write_readme(block: str) -> None:
-    text = README.read_text() if README.exists() else "# Benchmarks\n"
-    if START in text and END in text:
-        head, rest = text.split(START, 1)
-        _, tail = rest.split(END, 1)
-        text = head + block + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + block + "\n"
-    README.write_text(text)
+    write_section(README, block, START, END)
 
 
 def main(argv=None) -> dict:

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 from .callbacks import Callback
+from .files import atomic_write_text
 
 __all__ = [
     "Logger", "CSVLogger", "JSONLLogger", "TensorBoardLogger", "WandbLogger", "LoggerList", "LoggerCallback",
@@ -116,7 +117,18 @@ class LoggerList(Logger):
             lg.close()
 
 
-class JSONLLogger(Logger):
+class _AppendedFile(Logger):
+    """A logger appending to one open text file ``self._file`` (flushed by every `log`)."""
+
+    def flush(self):
+        if not self._file.closed:
+            self._file.flush()
+
+    def close(self):
+        self._file.close()
+
+
+class JSONLLogger(_AppendedFile):
     """One JSON object per `log` call, ``{"step": ..., name: value, ...}``, appended and flushed at once.
 
     A crash loses nothing already logged; a line cut by a crash is skipped by `read_jsonl`.
@@ -141,7 +153,7 @@ class JSONLLogger(Logger):
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if purge_step is not None and self.path.is_file():
             kept = [e for e in read_jsonl(self.path) if int(e.get("step", 0)) < purge_step]
-            _replace_text(self.path, "".join(json.dumps(e) + "\n" for e in kept))
+            atomic_write_text(self.path, "".join(json.dumps(e) + "\n" for e in kept))
         self._file = open(self.path, "a", encoding="utf-8")
 
     def log(self, step, metrics):
@@ -151,13 +163,6 @@ class JSONLLogger(Logger):
             entry[k] = v if math.isfinite(v) else None
         self._file.write(json.dumps(entry) + "\n")
         self._file.flush()
-
-    def flush(self):
-        if not self._file.closed:
-            self._file.flush()
-
-    def close(self):
-        self._file.close()
 
 
 def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
@@ -179,7 +184,7 @@ def read_jsonl(path: str | os.PathLike) -> list[dict[str, Any]]:
     return out
 
 
-class CSVLogger(Logger):
+class CSVLogger(_AppendedFile):
     """A CSV table, one row per `log` call: ``step`` then one column per metric, appended and flushed at once.
 
     A metric seen for the first time adds a column: the file is rewritten with the wider header
@@ -221,7 +226,7 @@ class CSVLogger(Logger):
         writer = csv.DictWriter(buf, fieldnames=self._columns, lineterminator="\n")
         writer.writeheader()
         writer.writerows(rows)
-        _replace_text(self.path, buf.getvalue())
+        atomic_write_text(self.path, buf.getvalue())
 
     def log(self, step, metrics):
         row = {"step": int(step), **{k: _float(v) for k, v in metrics.items()}}
@@ -235,22 +240,6 @@ class CSVLogger(Logger):
             self._file = open(self.path, "a", newline="", encoding="utf-8")
         csv.DictWriter(self._file, fieldnames=self._columns, lineterminator="\n").writerow(row)
         self._file.flush()
-
-    def flush(self):
-        if not self._file.closed:
-            self._file.flush()
-
-    def close(self):
-        self._file.close()
-
-
-def _replace_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
 
 
 class TensorBoardLogger(Logger):
