@@ -261,7 +261,7 @@ def _versions() -> dict:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("offline-zoo", "torch", "d3rlpy", "gymnasium", "mujoco", "numpy", "transformers"):
+    for pkg in ("offline-zoo", "torch", "d3rlpy", "gymnasium", "mujoco", "gymnasium-robotics", "numpy", "transformers"):
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:

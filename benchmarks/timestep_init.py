@@ -68,7 +68,15 @@ def run(job: dict) -> dict:
         })
     return {**{k: job[k] for k in ("algo", "variant", "seed", "steps", "eval_every", "episodes", "task", "ratio")},
             "overrides": _overrides(job), "checkpoints": checkpoints,
-            "seconds_per_step": round(t_train / job["steps"], 4), "date": time.strftime("%Y-%m-%d")}
+            "seconds_per_step": round(t_train / job["steps"], 4), "date": time.strftime("%Y-%m-%d"),
+            # generated data depends on the physics version: the hash and mujoco say which data this was
+            "data_hash": ds.selection_hash, "mujoco": _mujoco_version()}
+
+
+def _mujoco_version() -> str:
+    import mujoco
+
+    return mujoco.__version__
 
 
 def _key(r: dict) -> tuple:

@@ -25,6 +25,7 @@ _LAZY = {
     "Dataset": "offline_zoo.data",
     "Episode": "offline_zoo.data",
     "load_dataset": "offline_zoo.data",
+    "check_data_available": "offline_zoo.data",
     "DatasetError": "offline_zoo.data",
     "DataUnavailableError": "offline_zoo.data",
     "OfflineAlgo": "offline_zoo.algos",

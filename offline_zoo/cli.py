@@ -174,10 +174,16 @@ def bench_main(argv: list[str] | None = None) -> int:
     Examples:
         The runs of Table 1, listed without running anything (a table of 189 lines, shortened here):
 
+        Before the last lines it says which datasets are here and how to get the missing ones
+        (here, offline, Minari's kitchen data is not):
+
         >>> bench_main(["--suite", "sparse", "--dry-run"])  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         suite sparse: Table 1: sparse-reward tasks (Kitchen, Reacher2d)
         ...
+        data:
+          kitchen-partial (minari): MISSING: Minari dataset 'D4RL/kitchen/partial-v2' ...
         189 runs (9 task/ratio rows x 7 algorithms x 3 seeds; rows may restrict algorithms); 0 already finished in runs/sparse
+        2 dataset(s) missing (kitchen-partial (minari), kitchen-complete (minari)): their runs would fail; get the data as said above first
         0
         >>> bench_main(["list"])         # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         ablation-embedding      Figure 4: MLP embeddings vs linear projections  [...ablation-embedding.yaml]

@@ -273,7 +273,8 @@ for _level in ("partial", "complete", "mixed"):
             target_returns=(5.0, 4.0, 3.0, 2.0, 1.0),
             ref_min_score=0.0,
             ref_max_score=4.0,
-            sources={"minari": f"D4RL/kitchen/{_level}-v2", "d4rl": f"kitchen-{_level}-v0", "generated": f"kitchen-{_level}"},
+            # no "generated" source: there is no behaviour-policy recipe for the kitchen
+            sources={"minari": f"D4RL/kitchen/{_level}-v2", "d4rl": f"kitchen-{_level}-v0"},
             # the four sub-tasks of D4RL's kitchen datasets; score = number completed
             env_kwargs={"tasks_to_complete": _KITCHEN_SUBTASKS[_level]},
         )

@@ -271,7 +271,7 @@ def test_tested_versions_are_stated_once_and_allowed():
     for name, version in tested.items():
         assert f"{name} {version}" in comment, f"pyproject.toml's comment does not state {name} {version}"
     project = tomllib.loads(text)["project"]
-    requirements = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["atari"]]
+    requirements = [Requirement(r) for r in project["dependencies"] + project["optional-dependencies"]["atari"] + project["optional-dependencies"]["kitchen"]]
     for req in requirements:
         if req.name in tested:
             assert req.specifier.contains(tested[req.name]), f"{req} excludes the tested {req.name} {tested[req.name]}"

@@ -883,12 +883,27 @@ def _jsonable(x):
     return x
 
 
-def versions() -> dict[str, str]:
-    """Versions of offline-zoo and the libraries results depend on, plus the git commit if any."""
+#: the packages whose versions every result records; the physics (mujoco, the kitchen's
+#: gymnasium-robotics, the ALE) is among them because it changes scores, and generated data too
+RESULT_PACKAGES = ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "mujoco",
+                   "gymnasium-robotics", "ale-py", "numpy", "minari")
+
+
+def versions(packages=RESULT_PACKAGES) -> dict[str, str]:
+    """Versions of offline-zoo and the libraries results depend on, plus the git commit if any.
+
+    Packages that are not installed are left out.
+
+    Examples:
+        >>> import mujoco
+        >>> v = versions()
+        >>> v["mujoco"] == mujoco.__version__, "git_commit" in v, "no-such-package" in versions(["no-such-package"])
+        (True, True, False)
+    """
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for pkg in ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "numpy", "minari"):
+    for pkg in packages:
         try:
             out[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -898,11 +913,17 @@ def versions() -> dict[str, str]:
 
 
 def _git_commit() -> str | None:
+    """The checkout's commit, with ``+dirty`` when tracked files have uncommitted changes."""
     import subprocess
 
+    here = Path(__file__).resolve().parent
     try:
-        here = Path(__file__).resolve().parent
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=2)
-        return r.stdout.strip() or None
+        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
+        commit = r.stdout.strip() or None
+        if commit:
+            d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
+            if d.stdout.strip():
+                commit += "+dirty"
+        return commit
     except Exception:
         return None

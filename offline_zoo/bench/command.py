@@ -311,7 +311,7 @@ def _resume_argv(argv: Sequence[str], out: Path) -> list[str]:
 def _dry_run(suite, out: Path, args) -> int:
     from rich.table import Table
 
-    from .runner import check_algos, check_configs, plan_runs
+    from .runner import check_algos, check_configs, data_status, plan_runs
     from .store import scan_runs
 
     specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios, args.config)
@@ -333,8 +333,16 @@ def _dry_run(suite, out: Path, args) -> int:
     rows = len({(s.task, s.ratio) for s in specs})
     algos = len({s.label for s in specs})
     seeds = len({s.seed for s in specs})
+    status = data_status(suite, specs)
+    console.print("data:", highlight=False)
+    for task, source, ok, text in status:
+        console.print(f"  {task} ({source}): " + ("" if ok else "MISSING: ") + text, highlight=False, markup=False)
     console.print(f"{len(specs)} runs ({rows} task/ratio rows x {algos} algorithms x {seeds} seeds; rows may restrict algorithms); "
                   f"{n_done} already finished in {out}", highlight=False)
+    missing = [f"{task} ({source})" for task, source, ok, _ in status if not ok]
+    if missing:
+        console.print(f"[bold]{len(missing)} dataset(s) missing ({', '.join(missing)}): their runs would fail; "
+                      "get the data as said above first[/bold]", highlight=False)
     return 0
 
 

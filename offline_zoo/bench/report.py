@@ -522,7 +522,7 @@ class Report:
     @staticmethod
     def _versions(run: Mapping) -> str:
         v = run.get("versions") or {}
-        parts = [f"{k} {v[k]}" for k in ("offline-zoo", "torch", "d3rlpy", "transformers") if v.get(k)]
+        parts = [f"{k} {v[k]}" for k in ("offline-zoo", "torch", "d3rlpy", "transformers", "mujoco", "gymnasium-robotics") if v.get(k)]
         if v.get("git_commit"):
             commit = str(v["git_commit"])
             parts.append(f"commit {commit[:12]}" + (" (uncommitted changes)" if commit.endswith("+dirty") else ""))

@@ -53,22 +53,6 @@ Event = Callable[[dict], None]
 
 
 # -- environment -----------------------------------------------------------------------------------
-def _git_commit() -> str | None:
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        commit = r.stdout.strip() or None
-        if commit:
-            d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
-            if d.stdout.strip():
-                commit += "+dirty"
-        return commit
-    except Exception:
-        return None
-
-
 def _cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -92,15 +76,9 @@ def environment_info() -> dict[str, Any]:
         >>> sorted(info["host"])
         ['cpu', 'cpus', 'gpu', 'hostname', 'platform', 'torch_threads']
     """
-    import importlib.metadata as md
+    from ..algos.base import RESULT_PACKAGES, versions as package_versions
 
-    versions: dict[str, Any] = {"python": platform.python_version()}
-    for pkg in ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "numpy", "minari", "ray"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    versions["git_commit"] = _git_commit()
+    versions = package_versions((*RESULT_PACKAGES, "ray"))
     try:
         cpus = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover

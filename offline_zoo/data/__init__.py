@@ -1,7 +1,7 @@
 """Datasets: the episode representation, loaders by task name, batch samplers."""
 
 from .dataset import Dataset, DatasetError, Episode, check_ratio, default_subset_seed, split_episodes
-from .loaders import SOURCES, DataUnavailableError, data_home, dataset_from_minari, load_dataset
+from .loaders import SOURCES, DataUnavailableError, check_data_available, data_home, dataset_from_minari, load_dataset
 from .samplers import TransitionSampler, WindowSampler, returns_to_go
 
 __all__ = [
@@ -16,6 +16,7 @@ __all__ = [
     "data_home",
     "dataset_from_minari",
     "load_dataset",
+    "check_data_available",
     "TransitionSampler",
     "WindowSampler",
     "returns_to_go",

@@ -809,6 +809,18 @@ def calibrate_reacher2d_policy(
 # ---------------------------------------------------------------------------------------------
 # datasets in Minari's format
 # ---------------------------------------------------------------------------------------------
+def _physics_versions() -> dict[str, str | None]:
+    import importlib.metadata as md
+
+    out: dict[str, str | None] = {}
+    for pkg in ("mujoco", "gymnasium"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
 def generatable_tasks() -> list[str]:
     """Tasks :func:`generate_dataset` can produce: the ``*-medium`` tasks of the MuJoCo and
     Reacher2d domains that have a behaviour-policy recipe.
@@ -974,6 +986,8 @@ def generate_dataset(
         },
         "statistics": stats,
         "seconds": round(time.time() - t0, 1),
+        # the same policy and seed give other episodes under another physics version
+        "versions": _physics_versions(),
     }
     env = make_env(task)
     old = os.environ.get("MINARI_DATASETS_PATH")

@@ -35,6 +35,8 @@ __all__ = [
     "open_generated",
     "generation_metadata",
     "load_dataset",
+    "check_data_available",
+    "minari_datasets_path",
     "DataUnavailableError",
     "SOURCES",
     "data_home",
@@ -139,6 +141,46 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
     return full.subsample(ratio, seed=seed)
 
 
+def check_data_available(name: str | Task, source: str | None = None, **kwargs: Any) -> tuple[bool, str]:
+    """Whether a task's dataset can be loaded here, without loading it: ``(ok, text)``.
+
+    ``text`` says where the data is (or that Minari will download it) when ``ok``, and how to get it
+    when not: the message `load_dataset` would raise. Takes the arguments of `load_dataset` that
+    choose the data (``source``, and a loader's ``path=``, ``root=``, ``base_dir=``...).
+
+    Examples:
+        >>> ok, text = check_data_available("reacher2d-medium", source="generated", root="nowhere")
+        >>> ok, text
+        (False, "no generated dataset for 'reacher2d-medium' at nowhere/offline-zoo/reacher2d-medium-v0: create it with `zoo-data generate reacher2d-medium --root nowhere`")
+        >>> from offline_zoo.data.generation import generate_dataset
+        >>> _ = generate_dataset("reacher2d-medium", n_episodes=2, root="datasets")
+        >>> check_data_available("reacher2d-medium", source="generated", root="datasets")
+        (True, 'generated dataset at datasets/offline-zoo/reacher2d-medium-v0')
+    """
+    task = get_task(name)
+    src = source or task.default_source
+    if src not in SOURCES:
+        raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
+    if src not in task.sources:
+        raise DatasetError(task.missing_source_message(src))
+    try:
+        if src == "minari":
+            dataset_id = kwargs.get("dataset_id") or task.sources["minari"]
+            if _find_minari(task, dataset_id, kwargs.get("download", True)):
+                return True, f"Minari dataset {dataset_id} in {minari_datasets_path()}"
+            return True, f"Minari dataset {dataset_id} will be downloaded"
+        if src == "d4rl":
+            return True, f"D4RL file {_find_d4rl(task, kwargs.get('path'))}"
+        if src == "d4rl-atari":
+            return True, f"d4rl-atari files in {_find_d4rl_atari(task, kwargs.get('base_dir'), kwargs.get('index', 1), kwargs.get('epoch'))}"
+        path = generated_dataset_path(task, kwargs.get("root"))
+        if not (path / "data").is_dir():
+            open_generated(task, kwargs.get("root"))  # raises with the command that creates it
+        return True, f"generated dataset at {path}"
+    except DataUnavailableError as e:
+        return False, str(e)
+
+
 # -- Minari ------------------------------------------------------------------------------------
 def dataset_from_minari(minari_dataset, task: Task | str | None = None, source: str = "minari") -> Dataset:
     """Convert a ``minari.MinariDataset`` into a :class:`Dataset`, episode by episode.
@@ -222,18 +264,41 @@ def load_minari(task: Task, dataset_id: str | None = None, download: bool = True
     import minari
 
     dataset_id = dataset_id or task.sources["minari"]
-    local = set(minari.list_local_datasets())
-    if dataset_id not in local:
-        if not download or not network_reachable("huggingface.co"):
-            raise DataUnavailableError(
-                f"Minari dataset {dataset_id!r} (task {task.name!r}) is not in the local Minari cache "
-                f"({os.environ.get('MINARI_DATASETS_PATH', '~/.minari/datasets')}) and cannot be downloaded from here. "
-                f"On a machine with a network run `minari download {dataset_id}` and copy the folder over, "
-                f"or use another source: {', '.join(s for s in task.sources if s != 'minari') or 'none'}"
-                + (" (source='generated' after `zoo-data generate " + task.name + "`)" if "generated" in task.sources else "")
-            )
+    if not _find_minari(task, dataset_id, download):
         minari.download_dataset(dataset_id)
     return dataset_from_minari(minari.load_dataset(dataset_id), task=task, source="minari")
+
+
+def minari_datasets_path() -> Path:
+    """Where Minari keeps its datasets: ``$MINARI_DATASETS_PATH`` or ``~/.minari/datasets``.
+
+    Examples:
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"MINARI_DATASETS_PATH": "/data/minari"}):
+        ...     minari_datasets_path().as_posix()
+        '/data/minari'
+    """
+    return Path(os.environ.get("MINARI_DATASETS_PATH", Path.home() / ".minari" / "datasets")).expanduser()
+
+
+def _find_minari(task: Task, dataset_id: str, download: bool = True) -> bool:
+    """True if the dataset is in the local Minari cache, False if it can be downloaded; else raises."""
+    import minari
+
+    if dataset_id in set(minari.list_local_datasets()):
+        return True
+    if download and network_reachable("huggingface.co"):
+        return False
+    from .generation import generatable_tasks
+
+    others = [s for s in task.sources if s != "minari"]
+    hint = f" (source='generated' after `zoo-data generate {task.name}`)" if task.name in generatable_tasks() else ""
+    raise DataUnavailableError(
+        f"Minari dataset {dataset_id!r} (task {task.name!r}) is not in the local Minari cache "
+        f"({minari_datasets_path()}, set MINARI_DATASETS_PATH to use another folder) and cannot be downloaded "
+        f"from here. On a machine with a network run `minari download {dataset_id}` and copy the folder over, "
+        f"or use another source: {', '.join(others) or 'none'}{hint}"
+    )
 
 
 # -- D4RL hdf5 ---------------------------------------------------------------------------------
@@ -271,24 +336,7 @@ def load_d4rl_hdf5(task: Task, path: str | os.PathLike | None = None) -> Dataset
     """
     import h5py
 
-    stem = task.sources["d4rl"]
-    if path is None:
-        candidates = [d4rl_dir() / f"{stem}.hdf5"]
-        if stem in _D4RL_FILES:
-            candidates.append(d4rl_dir() / _D4RL_FILES[stem])
-        else:  # D4RL names its MuJoCo files hopper_medium-v2.hdf5, hopper_medium_replay-v2.hdf5
-            env, _, rest = stem.partition("-")
-            candidates.append(d4rl_dir() / f"{env}_{rest.rsplit('-', 1)[0].replace('-', '_')}-{rest.rsplit('-', 1)[1]}.hdf5")
-        found = [p for p in candidates if p.exists()]
-        if not found:
-            raise DataUnavailableError(
-                f"D4RL file for {stem!r} not found; looked for {', '.join(str(c) for c in candidates)}. "
-                f"Download it with D4RL on a machine with a network (or set D4RL_DATASET_DIR), or pass path=..."
-            )
-        path = found[0]
-    path = Path(path).expanduser()
-    if not path.exists():
-        raise DataUnavailableError(f"D4RL file {str(path)!r} does not exist")
+    path = _find_d4rl(task, path)
     with h5py.File(path, "r") as f:
         missing = [k for k in ("observations", "actions", "rewards", "terminals") if k not in f]
         if missing:
@@ -296,6 +344,29 @@ def load_d4rl_hdf5(task: Task, path: str | os.PathLike | None = None) -> Dataset
         arrays = {k: f[k][()] for k in ("observations", "actions", "rewards", "terminals")}
         arrays["timeouts"] = f["timeouts"][()] if "timeouts" in f else None
     return Dataset.from_arrays(**arrays, task=task, source="d4rl", metadata={"path": str(path)})
+
+
+def _find_d4rl(task: Task, path: str | os.PathLike | None = None) -> Path:
+    """The D4RL file to read (``path``, or the first of D4RL's names found); else raises."""
+    if path is not None:
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise DataUnavailableError(f"D4RL file {str(path)!r} does not exist")
+        return path
+    stem = task.sources["d4rl"]
+    candidates = [d4rl_dir() / f"{stem}.hdf5"]
+    if stem in _D4RL_FILES:
+        candidates.append(d4rl_dir() / _D4RL_FILES[stem])
+    else:  # D4RL names its MuJoCo files hopper_medium-v2.hdf5, hopper_medium_replay-v2.hdf5
+        env, _, rest = stem.partition("-")
+        candidates.append(d4rl_dir() / f"{env}_{rest.rsplit('-', 1)[0].replace('-', '_')}-{rest.rsplit('-', 1)[1]}.hdf5")
+    for candidate in candidates:
+        if candidate.exists():
+            return candidate
+    raise DataUnavailableError(
+        f"D4RL file for {stem!r} not found; looked for {', '.join(str(c) for c in candidates)}. "
+        f"Download it with D4RL on a machine with a network (or set D4RL_DATASET_DIR), or pass path=..."
+    )
 
 
 # -- d4rl-atari (DQN-Replay) -------------------------------------------------------------------
@@ -324,20 +395,10 @@ def load_d4rl_atari(task: Task, base_dir: str | os.PathLike | None = None, index
         >>> ds.n_episodes, ds.observation_shape, ds.discrete     # 4 frames stacked on the fly
         (2, (4, 84, 84), True)
     """
-    level = task.sources["d4rl-atari"].split("-")[1]
-    epoch = _D4RL_ATARI_EPOCH[level] if epoch is None else epoch
-    base = Path(base_dir) if base_dir is not None else d4rl_dir()
-    names = [task.domain.capitalize(), task.domain, "".join(p.capitalize() for p in task.domain.split("-"))]
-    dirs = [base / g / str(index) / str(epoch) for g in dict.fromkeys(names)]
-    found = [d for d in dirs if all((d / f"{k}.gz").exists() for k in ("observation", "action", "reward", "terminal"))]
-    if not found:
-        raise DataUnavailableError(
-            f"d4rl-atari files for {task.name!r} (run {index}, epoch {epoch}) not found in {', '.join(map(str, dirs))}. "
-            "Download them with d4rl-atari (gsutil, needs a network) and copy the folder over, or pass base_dir=..."
-        )
+    directory = _find_d4rl_atari(task, base_dir, index, epoch)
     arrays = {}
     for key in ("observation", "action", "reward", "terminal"):
-        with gzip.open(found[0] / f"{key}.gz", "rb") as f:
+        with gzip.open(directory / f"{key}.gz", "rb") as f:
             arrays[key] = np.load(f, allow_pickle=False)
     term = arrays["terminal"].astype(bool)
     tout = np.zeros_like(term)
@@ -352,7 +413,23 @@ def load_d4rl_atari(task: Task, base_dir: str | os.PathLike | None = None, index
         task=task,
         source="d4rl-atari",
         frame_stack=4,
-        metadata={"path": str(found[0])},
+        metadata={"path": str(directory)},
+    )
+
+
+def _find_d4rl_atari(task: Task, base_dir: str | os.PathLike | None, index: int, epoch: int | None) -> Path:
+    """The folder of one DQN-Replay epoch with its four files; else raises."""
+    level = task.sources["d4rl-atari"].split("-")[1]
+    epoch = _D4RL_ATARI_EPOCH[level] if epoch is None else epoch
+    base = Path(base_dir) if base_dir is not None else d4rl_dir()
+    names = [task.domain.capitalize(), task.domain, "".join(p.capitalize() for p in task.domain.split("-"))]
+    dirs = [base / g / str(index) / str(epoch) for g in dict.fromkeys(names)]
+    for d in dirs:
+        if all((d / f"{k}.gz").exists() for k in ("observation", "action", "reward", "terminal")):
+            return d
+    raise DataUnavailableError(
+        f"d4rl-atari files for {task.name!r} (run {index}, epoch {epoch}) not found in {', '.join(map(str, dirs))}. "
+        "Download them with d4rl-atari (gsutil, needs a network) and copy the folder over, or pass base_dir=..."
     )
 
 
