@@ -180,7 +180,7 @@ def bench_main(argv: list[str] | None = None) -> int:
         >>> bench_main(["--suite", "sparse", "--dry-run"])  # doctest: +ELLIPSIS, +NORMALIZE_WHITESPACE
         suite sparse: Table 1: sparse-reward tasks (Kitchen, Reacher2d)
         ...
-        data:
+        data on disk:
           kitchen-partial (minari): MISSING: Minari dataset 'D4RL/kitchen/partial-v2' ...
         189 runs (9 task/ratio rows x 7 algorithms x 3 seeds; rows may restrict algorithms); 0 already finished in runs/sparse
         2 dataset(s) missing (kitchen-partial (minari), kitchen-complete (minari)): their runs would fail; get the data as said above first

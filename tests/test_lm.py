@@ -563,3 +563,18 @@ def test_pretraining_device_choice(tmp_path):
             pretrain_language_model(corpus, tmp_path / "gpu", device="cuda", **kwargs)
     with pytest.raises(ValueError, match="not a torch device"):
         pretrain_language_model(corpus, tmp_path / "bad", device="gpu", **kwargs)
+
+
+def test_random_init_of_a_hub_architecture_tokenizes_offline(offline, zoo_home, tmp_path):
+    # lm="gpt2", pretrained=False: GPT-2's architecture (no download) and GPT-2's tokenizer from the
+    # files shipped with the package, which are GPT-2's own (same token ids as the hub tokenizer)
+    from offline_zoo import LaMo
+    from offline_zoo.testing import tiny_dataset
+
+    corpus = _tiny_corpus(tmp_path / "corpus.txt")
+    algo = LaMo(tiny_dataset(), device="cpu", lm="gpt2", pretrained=False, n_layer=1, n_embd=16, n_head=2,
+                corpus=str(corpus), lm_block_size=16, lm_batch_size=1, context_len=4, batch_size=4, lora_rank=2)
+    assert algo._default_tokenizer() == str(EMBEDDED_LM)
+    assert load_tokenizer(algo._default_tokenizer())("Hello world")["input_ids"] == [15496, 995]  # GPT-2's ids
+    algo.learn(2, progress_bar=False)
+    assert np.isfinite(algo.last_metrics["language_loss"])

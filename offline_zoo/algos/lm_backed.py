@@ -204,14 +204,19 @@ class LMBackedAlgo(SequenceAlgo):
         return source
 
     def _default_tokenizer(self) -> str:
-        """The LM's own tokenizer: its directory's files (random init included), else GPT-2's."""
-        from ..lm.loading import resolve_lm_dir
+        """The LM's own tokenizer: its directory's files (random init included), else GPT-2's.
+
+        A randomly initialised hub architecture (``lm="gpt2", pretrained=False``) takes GPT-2's
+        tokenizer from the files shipped with the embedded LM (byte-identical vocab.json and
+        merges.txt), so that it needs no network; a pre-trained hub model keeps its own.
+        """
+        from ..lm.loading import EMBEDDED_LM, resolve_lm_dir
 
         c = self.config
         local = resolve_lm_dir(c.lm)
         if local is not None and any((local / f).is_file() for f in ("tokenizer.json", "vocab.json")):
             return str(local)
-        return c.lm if c.pretrained else "gpt2"
+        return c.lm if c.pretrained else str(EMBEDDED_LM)
 
     def _language_batch(self) -> torch.Tensor:
         """The next ``(lm_batch_size, lm_block_size)`` token block batch on the device.

@@ -62,7 +62,8 @@ def run_parser() -> argparse.ArgumentParser:
     p.add_argument("--suite", default="smoke", metavar="NAME", help="suite name (benchmarks/suites/NAME.yaml) or a YAML path; default: smoke")
     p.add_argument("--out", default=None, metavar="DIR", help="output directory (default: runs/<suite>)")
     p.add_argument("--resume", action="store_true", help="continue the suite in --out: finished runs are kept, the others run (from their last checkpoint)")
-    p.add_argument("--workers", type=int, default=1, metavar="N", help="runs in parallel on this machine, one process each (0: in this process); default 1")
+    p.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="runs in parallel on this machine, one process each (0: in this process); default: one per usable CPU core (one per GPU on GPUs)")
     p.add_argument("--executor", choices=("local", "ray"), default="local", help="local processes (default) or Ray tasks")
     p.add_argument("--ray-address", default=None, metavar="ADDR", help="Ray cluster to use (default: $RAY_ADDRESS, else a local Ray instance)")
     p.add_argument("--cpus-per-run", type=float, default=None, metavar="N", help="Ray: CPUs per run (default 1)")
@@ -239,9 +240,9 @@ def _list() -> int:
 def _run(args, argv: Sequence[str]) -> int:
     from .suites import load_suite, parse_config_overrides
 
-    if args.workers < 0:
+    if args.workers is not None and args.workers < 0:
         return _err(f"--workers {args.workers}: must be >= 0")
-    if args.executor == "ray" and args.workers not in (1,):
+    if args.executor == "ray" and args.workers is not None:
         print("zoo-bench: note: --workers is ignored with --executor ray (Ray schedules the runs on the cluster's resources)", file=sys.stderr)
     for directory in args.import_path:
         if not Path(directory).is_dir():
@@ -266,9 +267,16 @@ def _run(args, argv: Sequence[str]) -> int:
         return _err(f"--out {out}: {problem}")
     if args.dry_run:
         return _dry_run(suite, out, args)
-    from .executors import RayStartError, make_executor
+    from .executors import RayStartError, default_workers, make_executor
     from .report import build_report
     from .runner import run_suite
+
+    if args.workers is None:
+        args.workers = default_workers(args.device)
+    from .runner import plan_runs, plan_summary
+
+    for line in plan_summary(plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios, args.config)):
+        print(f"zoo-bench: {line}")
 
     try:
         executor = make_executor(
@@ -298,6 +306,8 @@ def _run(args, argv: Sequence[str]) -> int:
     print(f"zoo-bench: {n_done} of {len(res.planned)} runs finished in {out}" + (f"; {len(failed)} failed (details in {out}/runs/*/run.json)" if failed else ""))
     for rid in failed[:20]:
         print(f"  failed {rid}: {res.outcomes[rid].get('error', '')}", file=sys.stderr)
+    if n_done:
+        print(f"zoo-bench: report with plots: zoo-bench report {out} --markdown {out / 'report.md'} --plots {out / 'plots'}")
     return 1 if failed else 0
 
 
@@ -311,7 +321,7 @@ def _resume_argv(argv: Sequence[str], out: Path) -> list[str]:
 def _dry_run(suite, out: Path, args) -> int:
     from rich.table import Table
 
-    from .runner import check_algos, check_configs, data_status, plan_runs
+    from .runner import check_algos, check_configs, data_status, plan_runs, plan_summary
     from .store import scan_runs
 
     specs = plan_runs(suite, args.algos, args.tasks, args.seeds, args.source, args.scale, args.steps, args.ratios, args.config)
@@ -333,8 +343,10 @@ def _dry_run(suite, out: Path, args) -> int:
     rows = len({(s.task, s.ratio) for s in specs})
     algos = len({s.label for s in specs})
     seeds = len({s.seed for s in specs})
+    for line in plan_summary(specs):
+        console.print(line, highlight=False, markup=False)
     status = data_status(suite, specs)
-    console.print("data:", highlight=False)
+    console.print("data on disk:", highlight=False)
     for task, source, ok, text in status:
         console.print(f"  {task} ({source}): " + ("" if ok else "MISSING: ") + text, highlight=False, markup=False)
     console.print(f"{len(specs)} runs ({rows} task/ratio rows x {algos} algorithms x {seeds} seeds; rows may restrict algorithms); "

@@ -43,8 +43,8 @@ from .suites import RunSpec
 from .worker import execute_run
 
 __all__ = [
-    "LocalExecutor", "RayExecutor", "InlineExecutor", "RayStartError", "available_cpus", "local_gpus", "loopback_problem",
-    "make_executor", "start_ray",
+    "LocalExecutor", "RayExecutor", "InlineExecutor", "RayStartError", "available_cpus", "default_workers", "local_gpus",
+    "loopback_problem", "make_executor", "start_ray",
 ]
 
 Event = Callable[[dict], None]
@@ -645,6 +645,22 @@ def _progress_actor(ray):
             return out
 
     return ProgressSink
+
+
+def default_workers(device: str = "auto") -> int:
+    """``zoo-bench``'s default ``--workers``: one run per usable CPU core, or per visible GPU when
+    the runs go to GPUs (``device`` not ``"cpu"`` and a GPU is visible).
+
+    Examples:
+        >>> default_workers("cpu") == available_cpus()
+        True
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, {"CUDA_VISIBLE_DEVICES": "0,1,2"}):
+        ...     default_workers("auto")
+        3
+    """
+    gpus = [] if device == "cpu" else local_gpus()
+    return len(gpus) if gpus else available_cpus()
 
 
 def make_executor(kind: str = "local", workers: int = 1, device: str = "auto", keep_checkpoints: bool = True, ray_address: str | None = None, cpus_per_run: float | None = None, gpus_per_run: float | None = None,

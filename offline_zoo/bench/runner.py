@@ -203,6 +203,74 @@ def data_status(suite: Suite, specs: list[RunSpec]) -> list[tuple[str, str, bool
     return out
 
 
+#: what each source's data is, said before a suite runs
+_SOURCE_WORDS = {
+    "generated": "made here by offline-zoo's behaviour policies (zoo-data generate), not the paper's D4RL data",
+    "minari": "Minari's datasets",
+    "d4rl": "D4RL's files (the paper's data)",
+    "d4rl-atari": "d4rl-atari's DQN-Replay files (the paper's data)",
+}
+
+
+def plan_summary(specs: list[RunSpec]) -> list[str]:
+    """Lines that say, before a suite runs, which data, which language models and which budget its
+    runs use (the numbers that come out mean nothing without them).
+
+    Examples:
+        >>> from offline_zoo.bench.suites import load_suite
+        >>> for line in plan_summary(load_suite("smoke").expand()):
+        ...     print(line)     # doctest: +ELLIPSIS
+        data: generated for reacher2d-medium, hopper-medium (made here by offline-zoo's behaviour policies (zoo-data generate), not the paper's D4RL data)
+        language models: LaMo, Wiki-RL: lm=embedded (the tiny GPT-2 shipped with offline-zoo, ... layers x ... dim: a stand-in, not GPT-2)
+        budget: 300 gradient steps per run (7 algorithms), evaluated every 100 steps
+    """
+    from ..algos.config import resolve_config
+    from ..tasks import get_task
+
+    lines = []
+    by_source: dict[str, list[str]] = {}
+    for s in specs:
+        by_source.setdefault(s.source, [])
+        if s.task not in by_source[s.source]:
+            by_source[s.source].append(s.task)
+    for source, tasks in by_source.items():
+        lines.append(f"data: {source} for {', '.join(tasks)} ({_SOURCE_WORDS.get(source, source)})")
+    lms: dict[str, str] = {}  # label -> its LM, said once per LM
+    for s in specs:
+        if s.label in lms:
+            continue
+        klass = resolve_algo(s.algo, s.imports)
+        config_class = getattr(klass, "config_class", None)
+        if config_class is None or not hasattr(klass, "name") or "lm" not in getattr(config_class, "__dataclass_fields__", {}):
+            continue
+        overrides = {k: v for k, v in s.config.items() if k != "config_file"}
+        c = resolve_config(config_class, klass.name, get_task(s.task), overrides, s.config.get("config_file"))
+        lms[s.label] = f"lm={c.lm}" + ("" if c.pretrained else ", random init (pretrained=False)") + f" ({_lm_words(c.lm)})"
+    by_lm: dict[str, list[str]] = {}
+    for label, lm in lms.items():
+        by_lm.setdefault(lm, []).append(label)
+    if by_lm:
+        lines.append("language models: " + "; ".join(f"{', '.join(labels)}: {lm}" for lm, labels in by_lm.items()))
+    steps = sorted({s.protocol.steps for s in specs if s.protocol is not None})
+    every = sorted({s.protocol.eval_every for s in specs if s.protocol is not None})
+    if steps:
+        n_algos = len({s.label for s in specs})
+        lines.append(f"budget: {'/'.join(map(str, steps))} gradient steps per run ({n_algos} algorithms), "
+                     f"evaluated every {'/'.join(map(str, every))} steps")
+    return lines
+
+
+def _lm_words(lm: str) -> str:
+    from ..lm.loading import EMBEDDED_LM, resolve_lm_dir
+
+    if lm == "embedded" or resolve_lm_dir(lm) == Path(EMBEDDED_LM):
+        import json
+
+        cfg = json.loads((Path(EMBEDDED_LM) / "config.json").read_text())
+        return f"the tiny GPT-2 shipped with offline-zoo, {cfg['n_layer']} layers x {cfg['n_embd']} dim: a stand-in, not GPT-2"
+    return "a local model directory" if resolve_lm_dir(lm) is not None else "from the Hugging Face hub or its cache"
+
+
 def _check_settings(out: Path, settings: BenchSettings, resume: bool) -> dict:
     bench = read_json(out / BENCH_FILE)
     existing = scan_runs(out)

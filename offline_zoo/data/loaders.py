@@ -289,10 +289,8 @@ def _find_minari(task: Task, dataset_id: str, download: bool = True) -> bool:
         return True
     if download and network_reachable("huggingface.co"):
         return False
-    from .generation import generatable_tasks
-
     others = [s for s in task.sources if s != "minari"]
-    hint = f" (source='generated' after `zoo-data generate {task.name}`)" if task.name in generatable_tasks() else ""
+    hint = f" (source='generated' after `zoo-data generate {task.name}`)" if "generated" in task.sources else ""
     raise DataUnavailableError(
         f"Minari dataset {dataset_id!r} (task {task.name!r}) is not in the local Minari cache "
         f"({minari_datasets_path()}, set MINARI_DATASETS_PATH to use another folder) and cannot be downloaded "
