@@ -182,14 +182,12 @@ def data_status(suite: Suite, specs: list[RunSpec]) -> list[tuple[str, str, bool
         >>> status[1][3]        # doctest: +ELLIPSIS
         "Minari dataset 'D4RL/kitchen/partial-v2' (task 'kitchen-partial') is not in the local Minari cache (minari, ...) ... `minari download D4RL/kitchen/partial-v2` ..."
     """
+    from ..data.dataset import DatasetError
     from ..data.generation import generatable_tasks
     from ..data.loaders import check_data_available
-
-    from ..data.dataset import DatasetError
-
-    out = []
     from .suites import BUILTIN_ALGOS
 
+    out = []
     # a plugin algorithm (module:Class) may bring its own data; the built-in ones load by task name
     needs = [s for s in specs if s.algo in BUILTIN_ALGOS.values()]
     for task, source in dict.fromkeys((s.task, s.source) for s in needs):

@@ -131,14 +131,20 @@ def load_dataset(name: str | Task, ratio: float = 1.0, seed: int = 0, source: st
 
     check_ratio(ratio)
     task = get_task(name)
+    src = _resolve_source(task, source)
+    loader = {"minari": load_minari, "d4rl": load_d4rl_hdf5, "d4rl-atari": load_d4rl_atari, "generated": load_generated}[src]
+    full = loader(task, **kwargs)
+    return full.subsample(ratio, seed=seed)
+
+
+def _resolve_source(task: Task, source: str | None) -> str:
+    """``source`` (None: the task's default), checked to be a known source of this task."""
     src = source or task.default_source
     if src not in SOURCES:
         raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
     if src not in task.sources:
         raise DatasetError(task.missing_source_message(src))
-    loader = {"minari": load_minari, "d4rl": load_d4rl_hdf5, "d4rl-atari": load_d4rl_atari, "generated": load_generated}[src]
-    full = loader(task, **kwargs)
-    return full.subsample(ratio, seed=seed)
+    return src
 
 
 def check_data_available(name: str | Task, source: str | None = None, **kwargs: Any) -> tuple[bool, str]:
@@ -158,11 +164,7 @@ def check_data_available(name: str | Task, source: str | None = None, **kwargs: 
         (True, 'generated dataset at datasets/offline-zoo/reacher2d-medium-v0')
     """
     task = get_task(name)
-    src = source or task.default_source
-    if src not in SOURCES:
-        raise DatasetError(f"unknown source {src!r}.{closest(src, SOURCES)} Sources: {', '.join(SOURCES)}")
-    if src not in task.sources:
-        raise DatasetError(task.missing_source_message(src))
+    src = _resolve_source(task, source)
     try:
         if src == "minari":
             dataset_id = kwargs.get("dataset_id") or task.sources["minari"]
@@ -173,10 +175,7 @@ def check_data_available(name: str | Task, source: str | None = None, **kwargs: 
             return True, f"D4RL file {_find_d4rl(task, kwargs.get('path'))}"
         if src == "d4rl-atari":
             return True, f"d4rl-atari files in {_find_d4rl_atari(task, kwargs.get('base_dir'), kwargs.get('index', 1), kwargs.get('epoch'))}"
-        path = generated_dataset_path(task, kwargs.get("root"))
-        if not (path / "data").is_dir():
-            open_generated(task, kwargs.get("root"))  # raises with the command that creates it
-        return True, f"generated dataset at {path}"
+        return True, f"generated dataset at {_find_generated(task, kwargs.get('root'))}"
     except DataUnavailableError as e:
         return False, str(e)
 
@@ -485,14 +484,18 @@ def open_generated(task: str | Task, root: str | os.PathLike | None = None):
     """
     from minari.dataset.minari_dataset import MinariDataset
 
-    task = get_task(task)
+    return MinariDataset(_find_generated(get_task(task), root) / "data")
+
+
+def _find_generated(task: Task, root: str | os.PathLike | None) -> Path:
+    """The directory of a task's generated dataset; raises with the command that creates it."""
     path = generated_dataset_path(task, root)
     if not (path / "data").is_dir():
         raise DataUnavailableError(
             f"no generated dataset for {task.name!r} at {path}: create it with `zoo-data generate {task.name}"
             + (f" --root {root}" if root is not None else "") + "`"
         )
-    return MinariDataset(path / "data")
+    return path
 
 
 def generation_metadata(task: str | Task, root: str | os.PathLike | None = None) -> dict:
