@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -132,10 +133,27 @@ def plugin_path(tmp_path, monkeypatch):
 # -- suites ----------------------------------------------------------------------------------------
 def test_every_suite_file_parses_and_expands():
     suites = list_suites()
-    for name in ("smoke", "sparse", "atari", "mujoco", "ablation-embedding", "ablation-finetuning", "ablation-language-loss", "ablation-pretraining", "ablation-lm-quality"):
+    for name in ("quickstart", "cpu-paper", "smoke", "sparse", "atari", "mujoco", "ablation-embedding", "ablation-finetuning", "ablation-language-loss", "ablation-pretraining", "ablation-lm-quality"):
         assert name in suites, f"missing suite {name}"
         runs = load_suite(name).expand()
         assert runs and len({r.run_id for r in runs}) == len(runs), f"{name}: run ids collide"
+
+
+def test_the_cpu_scale_suites_are_offline_and_generated_and_build_their_configs():
+    from offline_zoo.bench.worker import check_configs
+
+    quick = load_suite("quickstart").expand()
+    assert {r.label for r in quick} == {"LaMo", "DT", "Wiki-RL", "CQL", "IQL", "TD3+BC", "BC"} and len(quick) == 7
+    paper = load_suite("cpu-paper").expand()
+    assert len(paper) == 6 * 8 * 3 and {r.label for r in paper} >= {"LaMo", "LaMo w/o PT", "DT"}
+    for runs in (quick, paper):
+        assert {r.source for r in runs} == {"generated"}
+        for r in runs:
+            if r.algo in ("lamo", "wikirl"):
+                assert r.config["lm"] == "embedded", r      # the shipped LM: no network
+        check_configs(runs)                               # every config builds (types, ranges)
+    nopt = [r for r in paper if r.label == "LaMo w/o PT"]
+    assert nopt and all(r.config["pretrained"] is False for r in nopt)
 
 
 def test_table1_grid_is_9_rows_x_7_algos_x_3_seeds():
@@ -367,6 +385,48 @@ def test_report_cli_writes_markdown_csv_and_plots(tmp_path, capsys):
     again = md.read_text()
     assert "Stale table" not in again and again.count("Golden table") == text.count("Golden table")
     assert again.count("<!-- perf:start -->\n## Performance\n| x | 1.4x |\n<!-- perf:end -->") == 1
+
+
+def _write_scored_results(out, algos, rows, score, seeds=(0, 1)):
+    """Finished runs of a made-up suite whose every evaluation scores ``score(label, task, ratio, seed)``."""
+    from offline_zoo.bench import Suite, score_run
+    from offline_zoo.bench.store import atomic_write_json
+
+    suite = Suite.from_dict({"name": "made-up", "reference": "table1_sparse", "algos": algos, "seeds": list(seeds),
+                             "protocol": {"steps": 20, "eval_every": 10, "last_steps": 10}, "rows": rows})
+    atomic_write_json(out / "bench.json", {"suite": suite.describe(), "planned": {s.run_id: s.to_dict() for s in suite.expand()}})
+    for s in suite.expand():
+        curve = [{"step": t, "scores": {"none": score(s.label, s.task, s.ratio, s.seed)}} for t in s.protocol.eval_steps]
+        atomic_write_json(out / "runs" / s.dirname / "curve.json", {"evaluations": curve})
+        atomic_write_json(out / "runs" / s.dirname / "result.json", {**s.to_dict(), **score_run(curve, s.protocol)})
+
+
+def test_report_table_fits_100_columns_with_seven_algorithms(tmp_path, monkeypatch):
+    """A 100-column terminal gets the compact layout: no line wider than 100, every value still there."""
+    from offline_zoo.bench.report import build_report
+
+    algos = ["LaMo", "DT", "Wiki-RL", "CQL", "IQL", "TD3+BC", "BC"]
+    out = tmp_path / "out"
+    _write_scored_results(out, algos, [{"task": "reacher2d-medium", "ratios": [0.1, 1.0]}],
+                          lambda label, task, ratio, seed: 10.0 + algos.index(label) + 0.25 * seed)
+    monkeypatch.setenv("COLUMNS", "100")
+    from offline_zoo.bench.command import _console
+
+    console = _console()
+    with console.capture() as cap:
+        build_report(out, reference=REFERENCE).print_table(console)
+    text = cap.get()
+    lines = text.splitlines()
+    assert console.width == 100 and max(map(len, lines)) <= 100
+    header = next(line for line in lines if "Ratio" in line)
+    assert all(a in header for a in algos)          # no header cut to "Wiki-…"
+    assert "16.1" in text and "±0.1" in text         # BC's 16.0 / 16.25 -> 16.1 ± 0.1 (mean, then std line)
+    assert "p 14.0" in text                          # BC's paper value on reacher2d 1.0 (Table 1)
+    monkeypatch.delenv("COLUMNS")
+    console = _console()                             # piped output without COLUMNS: the full layout
+    with console.capture() as cap:
+        build_report(out, reference=REFERENCE).print_table(console)
+    assert "16.1 ± 0.1" in cap.get() and "paper 14.0" in cap.get()
 
 
 # -- running ---------------------------------------------------------------------------------------
@@ -750,8 +810,6 @@ def test_suite_progress_keeps_step_counts_on_an_80_column_terminal():
 
 def test_plots_shade_a_spread_only_over_several_seeds_and_name_the_ratio(tmp_path, monkeypatch):
     pytest.importorskip("matplotlib")
-    import shutil
-
     from matplotlib.collections import PolyCollection
 
     from offline_zoo.bench import plots
@@ -789,3 +847,78 @@ def test_plots_shade_a_spread_only_over_several_seeds_and_name_the_ratio(tmp_pat
         else:
             assert "mean ± 0.5 std over 2 seeds" in curves_title and curve_bands == 4  # 2 ratios x 2 algos
             assert "over 2 seeds" in ratio_title and ratio_bands == 2
+
+
+def test_one_ratio_suite_plots_bars_instead_of_a_one_point_ratio_line(tmp_path, monkeypatch):
+    pytest.importorskip("matplotlib")
+    from offline_zoo.bench import plots
+    from offline_zoo.bench.report import build_report
+    from offline_zoo.testing import write_demo_results
+
+    specs = write_demo_results(tmp_path / "out")           # ratios 0.1 and 1
+    for spec in specs:                                     # keep ratio 1 only
+        if spec.ratio != 1.0:
+            shutil.rmtree(tmp_path / "out" / "runs" / spec.dirname)
+    bench = json.loads((tmp_path / "out" / "bench.json").read_text())
+    bench["planned"] = {k: v for k, v in bench["planned"].items() if v["ratio"] == 1.0}
+    (tmp_path / "out" / "bench.json").write_text(json.dumps(bench))
+    report = build_report(tmp_path / "out")
+    assert {r.ratio for r in report.rows} == {1.0}
+    bars = []
+    monkeypatch.setattr(plots, "_save", lambda fig, path: bars.append(fig) or path)
+    files = [f.name for f in plots.plot_report(report, tmp_path / "plots")]
+    assert "scores.png" in files and "score_vs_ratio.png" not in files
+    ax = bars[0].axes[0]
+    heights = sorted(round(p.get_height(), 3) for p in ax.patches)
+    # ratio 1, last 20 of 30 steps (evaluations at 20 and 30): CQL = step -> 25; DT's best target is
+    # "76" = step + seed -> 25.5 over seeds 0 and 1 (target "40" = step / 2 -> 12.5)
+    assert heights == [25.0, 25.5]
+    assert "over 2 seeds" in ax.get_title()
+
+
+def test_report_checks_the_papers_orderings_row_by_row(tmp_path):
+    from offline_zoo.bench.report import build_report
+
+    algos = ["LaMo", "LaMo w/o PT", "DT", "CQL", "IQL", "BC"]
+    scores = {  # (label, ratio) -> score of seed 0 (seed 1 adds 2)
+        ("LaMo", 0.01): 30.0, ("DT", 0.01): 20.0, ("LaMo", 1.0): 50.0, ("DT", 1.0): 60.0,
+        ("CQL", 1.0): 55.0, ("IQL", 1.0): 61.0, ("LaMo w/o PT", 0.01): 31.0, ("LaMo w/o PT", 1.0): 40.0,
+    }
+    _write_scored_results(tmp_path / "out", algos, [{"task": "hopper-medium", "ratios": [0.01, 1.0]}],
+                          lambda label, task, ratio, seed: scores.get((label, ratio), 5.0) + 2.0 * seed)
+    report = build_report(tmp_path / "out")
+    found = {o["claim"]: o for o in report.orderings()}
+    assert set(found) == {"LaMo > DT at ratio <= 0.01", "best value-based (CQL, IQL) >= DT at ratio 1", "LaMo > LaMo w/o PT"}
+    low = found["LaMo > DT at ratio <= 0.01"]
+    assert (low["holds"], low["of"]) == (1, 1) and low["rows"][0]["left_mean"] == 31.0 and low["rows"][0]["right_mean"] == 21.0
+    value = found["best value-based (CQL, IQL) >= DT at ratio 1"]["rows"]
+    assert [(r["ratio"], r["left"], r["holds"]) for r in value] == [(1.0, "IQL", True)]   # IQL 62 >= DT 61
+    assert value[0]["within_std"]                                                      # 1 apart, std 1 each
+    pt = found["LaMo > LaMo w/o PT"]
+    assert (pt["holds"], pt["of"]) == (1, 2)                                           # 31 < 32 at 0.01; 51 > 41 at 1
+    text = report.markdown()
+    assert "**LaMo > DT at ratio <= 0.01**: holds on 1 of 1 rows." in text
+    assert "hopper-medium 0.01: LaMo 31.0 ± 1.0 vs DT 21.0 ± 1.0: holds" in text
+
+
+def test_prepare_warns_when_the_generated_data_on_disk_is_not_what_the_suite_asks(tmp_path, monkeypatch):
+    from offline_zoo.bench.runner import prepare_datasets
+    from offline_zoo.data.generation import generate_dataset
+
+    monkeypatch.setenv("OFFLINE_ZOO_HOME", str(tmp_path / "home"))
+    generate_dataset("reacher2d-medium", n_episodes=2)
+
+    def prepare(kwargs):
+        suite = Suite.from_dict({"name": "p", "algos": ["BC"], "source": "generated", "seeds": [0],
+                                 "prepare": {"generate": {"reacher2d-medium": kwargs}}, "rows": [{"task": "reacher2d-medium"}]})
+        said = []
+        runs, notes = prepare_datasets(suite, suite.expand(), say=said.append)
+        assert len(runs) == 1 and notes == []
+        return said
+
+    assert prepare({"n_episodes": 2}) == []                        # the same settings: nothing to say
+    said = prepare({"n_episodes": 3})
+    assert len(said) == 1 and "warning" in said[0] and "n_episodes=2" in said[0]
+    assert "zoo-data generate reacher2d-medium --episodes 3 --seed 0 --noise 1.0 --overwrite" in said[0]
+    assert "n_episodes=2" in prepare({})[0]                         # {} means the default 50 episodes
+    assert prepare({"n_episodes": 2, "seed": 0}) == []

@@ -17,7 +17,6 @@ import io
 import json
 import os
 import pickle
-import platform
 import time
 import zipfile
 import zlib
@@ -36,6 +35,7 @@ from ..files import atomic_writer
 from ..evaluation import EvaluationResult, run_episodes
 from ..loggers import LoggerCallback, check_logger
 from ..tasks import Task, get_task, register_task
+from ..versions import RESULT_PACKAGES, versions  # noqa: F401 - RESULT_PACKAGES re-exported
 from .config import AlgoConfig, resolve_config
 
 __all__ = ["OfflineAlgo", "RolloutState", "Spec", "resolve_device"]
@@ -883,47 +883,3 @@ def _jsonable(x):
     return x
 
 
-#: the packages whose versions every result records; the physics (mujoco, the kitchen's
-#: gymnasium-robotics, the ALE) is among them because it changes scores, and generated data too
-RESULT_PACKAGES = ("offline-zoo", "torch", "transformers", "peft", "d3rlpy", "gymnasium", "mujoco",
-                   "gymnasium-robotics", "ale-py", "numpy", "minari")
-
-
-def versions(packages=RESULT_PACKAGES) -> dict[str, str]:
-    """Versions of offline-zoo and the libraries results depend on, plus the git commit if any.
-
-    Packages that are not installed are left out.
-
-    Examples:
-        >>> import mujoco
-        >>> v = versions()
-        >>> v["mujoco"] == mujoco.__version__, "git_commit" in v, "no-such-package" in versions(["no-such-package"])
-        (True, True, False)
-    """
-    import importlib.metadata as md
-
-    out = {"python": platform.python_version()}
-    for pkg in packages:
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    out["git_commit"] = _git_commit()
-    return out
-
-
-def _git_commit() -> str | None:
-    """The checkout's commit, with ``+dirty`` when tracked files have uncommitted changes."""
-    import subprocess
-
-    here = Path(__file__).resolve().parent
-    try:
-        r = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5)
-        commit = r.stdout.strip() or None
-        if commit:
-            d = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5)
-            if d.stdout.strip():
-                commit += "+dirty"
-        return commit
-    except Exception:
-        return None

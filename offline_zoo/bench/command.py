@@ -115,6 +115,7 @@ def report_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("dirs", nargs="+", metavar="DIR", help="output directories of zoo-bench runs")
     p.add_argument("--markdown", default=None, metavar="FILE", help="write a Markdown document (e.g. benchmarks/README.md)")
+    p.add_argument("--title", default="offline-zoo benchmarks", metavar="TEXT", help="the Markdown document's title (default: %(default)s)")
     p.add_argument("--csv", default=None, metavar="FILE", help="write every cell in long CSV format")
     p.add_argument("--plots", default=None, metavar="DIR",
                    help="write PNG figures: score vs sample ratio, aggregate intervals, performance profiles, learning curves per task, per-target curves")
@@ -132,7 +133,9 @@ def _console():
     """A rich console; piped output (logs, CI) gets 200 columns instead of rich's 80, so tables stay readable."""
     from rich.console import Console
 
-    return Console(width=None if sys.stdout.isatty() else 200)
+    # piped output (logs, CI) gets a wide table unless COLUMNS says otherwise; a terminal its own width
+    width = None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200
+    return Console(width=width)
 
 
 def _err(msg: str) -> int:
@@ -299,7 +302,7 @@ def _run(args, argv: Sequence[str]) -> int:
         return 130
     if not args.no_report and n_done:
         try:
-            _console().print(build_report(out).rich_table())
+            build_report(out).print_table(_console())
         except Exception as e:  # noqa: BLE001 - the runs are done; a report problem must not hide that
             print(f"zoo-bench: could not render the report: {e}", file=sys.stderr)
     failed = res.failed
@@ -374,7 +377,7 @@ def _report(args, argv: Sequence[str]) -> int:
     if not args.quiet:
         console = _console()
         for r in reports:
-            console.print(r.rich_table())
+            r.print_table(console)
             agg = r.aggregate_rich_table()
             if agg is not None:
                 console.print(agg)
@@ -390,7 +393,7 @@ def _report(args, argv: Sequence[str]) -> int:
                 print(f"wrote {f}")
                 images[i].append(_rel(f, args.markdown))
     if args.markdown:
-        document = render_document(reports, command=["zoo-bench", *argv], images=images)
+        document = render_document(reports, command=["zoo-bench", *argv], images=images, title=args.title)
         if Path(args.markdown).is_file():  # keep the sections other tools write there (perf.py's)
             document = keep_other_blocks(Path(args.markdown).read_text(), document)
         atomic_write_text(args.markdown, document)

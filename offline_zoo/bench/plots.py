@@ -34,7 +34,7 @@ from ..files import atomic_writer
 if TYPE_CHECKING:  # pragma: no cover
     from .report import Report
 
-__all__ = ["plot_report", "plot_score_vs_ratio", "plot_aggregate_intervals", "plot_performance_profiles", "plot_learning_curves", "plot_target_curves"]
+__all__ = ["plot_report", "plot_score_vs_ratio", "plot_scores", "plot_aggregate_intervals", "plot_performance_profiles", "plot_learning_curves", "plot_target_curves"]
 
 
 def _plt():
@@ -119,6 +119,66 @@ def plot_score_vs_ratio(report: "Report", path: str | os.PathLike) -> Path | Non
     n_seeds = max(report.cells[k].n for k in report.cells if k[0] in tasks)
     fig.suptitle(f"{report.title}: score vs sample ratio ({_spread(n_seeds)})")
     fig.tight_layout(rect=(0, 0.06, 1, 0.95))
+    return _save(fig, Path(path))
+
+
+def _multi_ratio(report: "Report") -> bool:
+    ratios: dict[str, set] = {}
+    for r in report.rows:
+        ratios.setdefault(r.task, set()).add(r.ratio)
+    return any(len(v) > 1 for v in ratios.values())
+
+
+def plot_scores(report: "Report", path: str | os.PathLike) -> Path | None:
+    """Grouped bars: one group per (task, ratio) cell, one bar per algorithm; None: nothing to plot.
+
+    The figure for suites with one ratio per task, where a score-vs-ratio line has a single point.
+
+    Examples:
+        >>> from offline_zoo.testing import write_demo_results
+        >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1, seeds 0 and 1
+        >>> from offline_zoo.bench.report import build_report
+        >>> plot_scores(build_report("out"), "plots/scores.png").stat().st_size > 0
+        True
+    """
+    plt = _plt()
+    cells = [(r.task, r.ratio) for r in report.rows if any((r.task, r.ratio, a) in report.cells for a in report.algos)]
+    cells = list(dict.fromkeys(cells))
+    if not cells:
+        return None
+    colors = _colors(report.algos)
+    n = len(report.algos)
+    width = 0.8 / n
+    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.35 * n * len(cells)), 3.6))
+    for i, a in enumerate(report.algos):
+        xs, means, stds = [], [], []
+        for j, (task, ratio) in enumerate(cells):
+            c = report.cells.get((task, ratio, a))
+            if c is not None:
+                xs.append(j + (i - (n - 1) / 2) * width)
+                means.append(c.mean)
+                stds.append(c.std if c.n > 1 else 0.0)
+        if xs:
+            ax.bar(xs, means, width * 0.92, yerr=stds if any(stds) else None, capsize=2, color=colors[a], label=a)
+        for j, (task, ratio) in enumerate(cells):
+            p = report.paper.get((task, ratio, a))
+            if p is not None:
+                x = j + (i - (n - 1) / 2) * width
+                ax.plot([x - width * 0.4, x + width * 0.4], [p[0], p[0]], color="black", lw=1.5)
+    ax.set_xticks(range(len(cells)), [f"{t}\nratio {_ratio(r)}" for t, r in cells], fontsize=8)
+    ax.set_ylabel("normalized score")
+    ax.grid(axis="y", alpha=0.3)
+    handles, labels = ax.get_legend_handles_labels()
+    if report.paper:
+        from matplotlib.lines import Line2D
+
+        handles.append(Line2D([], [], color="black", lw=1.5))
+        labels.append("paper")
+    ax.legend(handles, labels, fontsize=7, ncol=min(len(labels), 4), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    n_seeds = max(report.cells[k].n for k in report.cells)
+    spread = f"mean, error bar = std over {n_seeds} seeds" if n_seeds > 1 else "1 seed, no spread shown"
+    ax.set_title(f"{report.title}: normalized score ({spread})", fontsize=10)
+    fig.tight_layout()
     return _save(fig, Path(path))
 
 
@@ -353,7 +413,8 @@ def plot_report(report: "Report", directory: str | os.PathLike) -> list[Path]:
     """
     d = Path(directory)
     files = []
-    f = plot_score_vs_ratio(report, d / "score_vs_ratio.png")
+    # a line over one ratio is a single point: suites without a ratio sweep get bars instead
+    f = plot_score_vs_ratio(report, d / "score_vs_ratio.png") if _multi_ratio(report) else plot_scores(report, d / "scores.png")
     if f:
         files.append(f)
     for name, plot in (("aggregate_intervals.png", plot_aggregate_intervals), ("performance_profiles.png", plot_performance_profiles)):

@@ -340,6 +340,72 @@ class Report:
         paper = _pct(np.mean([self.paper[(r.task, r.ratio, lam)][0] for r in pb]), np.mean([self.paper[(r.task, r.ratio, dt)][0] for r in pb])) if pb else None
         return ours, paper
 
+    # -- the paper's orderings ---------------------------------------------------------------------
+    def orderings(self) -> list[dict[str, Any]]:
+        """The LaMo paper's qualitative claims checked on these cells, where the columns exist.
+
+        * "LaMo > DT at ratio <= 0.01" (the low-data claim, Tables 1 and 3);
+        * "best value-based >= DT at ratio 1" (CQL / IQL / TD3+BC when data is abundant);
+        * "LaMo > LaMo w/o PT" (the pre-training ablation, Tables 15-16).
+
+        Each entry: ``claim``, ``rows`` (per row: task, ratio, the two sides' labels and scores
+        with their std, ``holds``), ``holds`` / ``of`` (how many rows). Means over seeds, so with few
+        seeds a difference within one std is not resolved; the entry says so in words only.
+
+        Examples:
+            >>> from offline_zoo.testing import write_demo_results
+            >>> specs = write_demo_results("out")     # DT and CQL, ratios 0.1 and 1
+            >>> [(o["claim"], o["holds"], o["of"]) for o in build_report("out").orderings()]
+            [('best value-based (CQL) >= DT at ratio 1', 0, 1)]
+        """
+        canon = {canonical_algo(a): a for a in self.algos}
+        value_based = [canon[k] for k in ("cql", "iql", "td3plusbc") if k in canon]
+        no_pt = next((a for a in self.algos if canonical_algo(a) in ("lamowopt", "lamowithoutpt", "lamonopt")), None)
+        claims = []
+        if "lamo" in canon and "dt" in canon:
+            claims.append(("LaMo > DT at ratio <= 0.01", lambda r: r.ratio <= 0.01, [canon["lamo"]], canon["dt"], False))
+        if value_based and "dt" in canon:
+            claims.append((f"best value-based ({', '.join(value_based)}) >= DT at ratio 1", lambda r: r.ratio == 1.0, value_based, canon["dt"], True))
+        if "lamo" in canon and no_pt:
+            claims.append((f"LaMo > {no_pt}", lambda r: True, [canon["lamo"]], no_pt, False))
+        out = []
+        for claim, applies, left, right, or_equal in claims:
+            rows = []
+            seen = set()
+            for r in (r for _, rs in self.groups() for r in rs):
+                if r.key in seen or not applies(r):
+                    continue
+                seen.add(r.key)
+                lefts = [(a, self.cells[(r.task, r.ratio, a)]) for a in left if (r.task, r.ratio, a) in self.cells]
+                other = self.cells.get((r.task, r.ratio, right))
+                if not lefts or other is None:
+                    continue
+                name, best = max(lefts, key=lambda x: x[1].mean)
+                holds = best.mean >= other.mean if or_equal else best.mean > other.mean
+                rows.append({"task": r.task, "ratio": r.ratio, "left": name, "left_mean": best.mean, "left_std": best.std,
+                             "right": right, "right_mean": other.mean, "right_std": other.std, "holds": bool(holds),
+                             "within_std": abs(best.mean - other.mean) <= max(best.std or 0.0, other.std or 0.0)})
+            if rows:
+                out.append({"claim": claim, "rows": rows, "holds": sum(x["holds"] for x in rows), "of": len(rows)})
+        return out
+
+    def orderings_markdown(self, level: int = 3) -> str:
+        """`orderings` as a Markdown section (empty when no claim applies)."""
+        found = self.orderings()
+        if not found:
+            return ""
+        h = "#" * level
+        lines = [f"{h} The paper's orderings on these runs", "",
+                 "Each claim checked row by row on the table's means; \"within one std\": the two means differ by less "
+                 "than the larger of their standard deviations over seeds, so the seeds do not settle the order.", ""]
+        for o in found:
+            lines.append(f"- **{o['claim']}**: holds on {o['holds']} of {o['of']} rows.")
+            for x in o["rows"]:
+                verdict = "holds" if x["holds"] else "does not hold"
+                lines.append(f"    - {x['task']} {_ratio_s(x['ratio'])}: {x['left']} {_pm(x['left_mean'], x['left_std'])} vs "
+                             f"{x['right']} {_pm(x['right_mean'], x['right_std'])}: {verdict}" + (" (within one std)" if x["within_std"] else ""))
+        return "\n".join(lines) + "\n"
+
     @staticmethod
     def _vs_text(ours: float | None, paper: float | None) -> str:
         if ours is None and paper is None:
@@ -578,6 +644,9 @@ class Report:
         lines.append("")
         lines += [" ".join(self.caption_lines()), ""]
         lines.append(self.aggregate_markdown(level + 1))
+        orderings = self.orderings_markdown(level + 1)
+        if orderings:
+            lines.append(orderings)
         lines += [f"{h}# Final and best evaluation", "", "Final evaluation ± std / best evaluation ± std over seeds (CORL's \"last\" and \"best checkpoint\"), same target as above.", ""]
         lines.append("| " + " | ".join(["Task", "Ratio", *self.algos]) + " |")
         lines.append("| " + " | ".join(["---", "---:"] + ["---:"] * len(self.algos)) + " |")
@@ -630,45 +699,69 @@ class Report:
             w.writerow(r)
         return buf.getvalue()
 
-    def rich_table(self):
-        """A rich Table for the terminal (ours, the paper's value and the difference per cell)."""
+    def rich_table(self, compact: bool = False):
+        """A rich Table for the terminal (ours, the paper's value and the difference per cell).
+
+        ``compact=True`` is the layout for narrow terminals (about 100 columns with 7 algorithms):
+        no vertical rules, the std on its own line, "p" for "paper", task names broken after
+        their first hyphen. `print_report_table` picks it when the full layout does not fit.
+        """
+        from rich import box
         from rich.table import Table
 
         from rich.markup import escape
 
-        t = Table(title=escape(f"{self.title} (suite {self.suite.get('name', '?')})"), caption=escape("\n".join(self.caption_lines())), caption_justify="left", show_lines=True)
+        layout = {"box": box.SIMPLE_HEAD, "pad_edge": False} if compact else {}
+        t = Table(title=escape(f"{self.title} (suite {self.suite.get('name', '?')})"), caption=escape("\n".join(self.caption_lines())),
+                  caption_justify="left", show_lines=True, **layout)
         for i, h in enumerate(self._header()):
-            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i < 2)
+            t.add_column(h, justify="left" if i == 0 else "right", no_wrap=i < 2 and not compact)
         pair = self._lamo_dt()
+        paper_word = "p" if compact else "paper"
+
+        def vs(ours, paper):
+            text = self._vs_text(ours, paper)
+            return text.replace(" (paper ", "\n(p ") if compact else text
+
         for gname, rows in self.groups():
             for r in rows:
-                cells = [r.task, _ratio_s(r.ratio)] + [self._rich_cell(self.cells.get((r.task, r.ratio, a)), self.paper.get((r.task, r.ratio, a))) for a in self.algos]
+                task = r.task.replace("-", "-\n", 1) if compact else r.task
+                cells = [task, _ratio_s(r.ratio)] + [self._rich_cell(self.cells.get((r.task, r.ratio, a)), self.paper.get((r.task, r.ratio, a)), compact) for a in self.algos]
                 if pair:
-                    cells.append(self._vs_text(*self.lamo_dt_row(r)))
+                    cells.append(vs(*self.lamo_dt_row(r)))
                 t.add_row(*cells)
             avg = []
             for a in self.algos:
                 av = self.average(rows, a)
                 s = _f(av["ours"]) + (f" [{av['k']}/{av['n']}]" if av["ours"] is not None and av["k"] < av["n"] else "")
                 if av["paper"] is not None:
-                    s += f"\n[dim]paper {_f(av['paper'])}[/dim]"
+                    s += f"\n[dim]{paper_word} {_f(av['paper'])}[/dim]"
                 avg.append(s)
             cells = [f"[bold]Average[/bold]{f' ({gname})' if gname else ''}", ""] + avg
             if pair:
-                cells.append(self._vs_text(*self.lamo_dt_average(rows)))
+                cells.append(vs(*self.lamo_dt_average(rows)))
             t.add_row(*cells)
         return t
 
-    def _rich_cell(self, cell: CellScore | None, paper) -> str:
+    def _rich_cell(self, cell: CellScore | None, paper, compact: bool = False) -> str:
         from rich.markup import escape
 
+        paper_word = "p" if compact else "paper"
         if cell is None:
-            return DASH if paper is None else f"{DASH}\n[dim]paper {_f(paper[0])}[/dim]"
-        s = escape(_pm(cell.mean, cell.std) + self._n_note(cell))
+            return DASH if paper is None else f"{DASH}\n[dim]{paper_word} {_f(paper[0])}[/dim]"
+        score = _pm(cell.mean, cell.std)
+        s = escape((score.replace(" ± ", "\n±") if compact else score) + self._n_note(cell))
         if paper is not None:
             d = cell.mean - paper[0]
-            s += f"\n[dim]paper {_f(paper[0])}[/dim]\n[{'green' if d >= 0 else 'red'}]{_f(d, signed=True)}[/]"
+            s += f"\n[dim]{paper_word} {_f(paper[0])}[/dim]\n[{'green' if d >= 0 else 'red'}]{_f(d, signed=True)}[/]"
         return s
+
+    def print_table(self, console) -> None:
+        """Print `rich_table` on a rich ``console``, compact when the full layout is wider than it."""
+        table = self.rich_table()
+        if console.measure(table, options=console.options.update_width(10_000)).maximum > console.width:
+            table = self.rich_table(compact=True)
+        console.print(table)
 
     # -- files -------------------------------------------------------------------------------------
     def write_csv(self, path: str | os.PathLike) -> Path:
@@ -780,7 +873,8 @@ Every number below was produced by `zoo-bench` and written into this file by `zo
 nothing here is typed by hand. To reproduce a table (see docs/tutorials/reproducing-the-paper.md):
 
 ```
-zoo-bench --suite smoke  --out runs/smoke  --workers 2                   # offline, minutes on a laptop
+zoo-bench --suite quickstart --out runs/quickstart                       # offline, ~15 min on 2 CPU cores
+zoo-bench --suite cpu-paper --out runs/cpu-paper                         # Tables 1 and 3 at CPU scale, ~2 h
 zoo-bench --suite sparse --out runs/sparse --workers 4                   # Table 1
 zoo-bench --suite atari  --out runs/atari  --executor ray                # Table 2 (GPU cluster)
 zoo-bench --suite mujoco --out runs/mujoco --workers 8 --scale 0.1       # Table 3 at a tenth of the budget

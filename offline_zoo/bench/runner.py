@@ -104,6 +104,59 @@ class SuiteRunResult:
         return not self.failed and not self.interrupted
 
 
+def _requested_generation(task: str, kwargs: dict) -> dict:
+    """The generation settings a suite's ``prepare`` entry means, with `generate_dataset`'s defaults."""
+    from ..data.generation import DEFAULT_REACHER_EPISODES, DEFAULT_TRANSITIONS
+    from ..tasks import get_task
+
+    want = dict(kwargs)
+    if "n_transitions" not in want and "n_episodes" not in want:
+        if get_task(task).family == "reacher2d":
+            want["n_episodes"] = DEFAULT_REACHER_EPISODES
+        else:
+            want["n_transitions"] = DEFAULT_TRANSITIONS
+    want.setdefault("seed", 0)
+    want.setdefault("noise", 1.0)
+    return want
+
+
+def _generated_differs(task: str, kwargs: dict) -> str | None:
+    """How the generated dataset on disk differs from what ``kwargs`` would generate (None: it does not)."""
+    from ..data.loaders import generation_metadata
+
+    try:
+        meta = generation_metadata(task)
+    except (OSError, ValueError):
+        return None  # no readable record: nothing to compare
+    have = {**(meta.get("requested") or {}), "seed": meta.get("seed"), "noise": meta.get("noise")}
+    want = _requested_generation(task, kwargs)
+    diffs = [f"{k}={have.get(k)!r}" for k, v in want.items() if k in have and have.get(k) != v]
+    return ", ".join(diffs) or None
+
+
+#: rough CPU seconds per gradient step, relative (measured with the quickstart suite, 1 thread);
+#: only the order in which runs are handed to the workers depends on it, never a result
+_RELATIVE_STEP_COST = {"lamo": 4.0, "cql": 4.0, "wikirl": 2.5, "dt": 2.0, "bcq": 1.0, "iql": 0.6, "td3plusbc": 0.5, "nfq": 0.5, "bc": 0.3}
+
+
+def _longest_first(specs: list[RunSpec]) -> list[RunSpec]:
+    """The runs, the (roughly) longest first, so that workers do not idle at the end behind one long run.
+
+    Examples:
+        >>> from offline_zoo.bench.suites import Suite
+        >>> suite = Suite.from_dict({"name": "o", "algos": ["BC", "DT", "LaMo"], "seeds": [0], "rows": [{"task": "reacher2d-medium"}]})
+        >>> [s.label for s in _longest_first(suite.expand())]
+        ['LaMo', 'DT', 'BC']
+    """
+    from .suites import canonical_algo
+
+    def cost(spec: RunSpec) -> float:
+        steps = spec.protocol.steps if spec.protocol else 1
+        return steps * _RELATIVE_STEP_COST.get(canonical_algo(spec.algo), 1.0)
+
+    return sorted(specs, key=cost, reverse=True)  # stable: equal costs keep the plan's order
+
+
 def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, scale=None, steps=None, ratios=None, config=None) -> list[RunSpec]:
     """The runs of a suite after the command-line filters (see `Suite.expand`).
 
@@ -116,11 +169,13 @@ def plan_runs(suite: Suite, algos=None, tasks=None, seeds=None, source=None, sca
     return suite.expand(algos=algos, tasks=tasks, seeds=seeds, source=source, scale=scale, steps=steps, ratios=ratios, config=config)
 
 
-def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], None] = print) -> tuple[list[RunSpec], list[str]]:
+def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], None] = print, progress: bool | None = None) -> tuple[list[RunSpec], list[str]]:
     """Generate the missing ``generated`` datasets a suite with ``prepare: generate`` needs.
 
     Returns the runs to keep and notes on rows dropped because their (``optional``) data could not
-    be made; a required row whose data cannot be made raises `SuiteError`.
+    be made; a required row whose data cannot be made raises `SuiteError`. A dataset already on
+    disk is used as it is; when it was generated with other settings than the suite's, ``say``
+    gets a warning. ``progress``: the generation's progress bar (None: its default).
 
     Examples:
         Reacher2d's data can be generated; Hopper medium-replay's cannot (only the medium level is
@@ -148,12 +203,19 @@ def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], No
     notes: list[str] = []
     dropped: set[str] = set()
     for task in dict.fromkeys(s.task for s in specs if s.source == "generated"):
-        if (generated_dataset_path(task) / "data").is_dir():
-            continue
         kwargs = suite.prepare.get(task, {})
+        if (generated_dataset_path(task) / "data").is_dir():
+            differs = _generated_differs(task, kwargs)
+            if differs:  # used as it is (runs record its hash), but never silently
+                cli = {"n_transitions": "--transitions", "n_episodes": "--episodes", "seed": "--seed", "noise": "--noise"}
+                asked = " ".join(f"{cli[k]} {v}" for k, v in _requested_generation(task, kwargs).items() if k in cli)
+                say(f"zoo-bench: warning: the generated {task!r} dataset on disk ({generated_dataset_path(task)}) has "
+                    f"{differs}; this suite asks for other data. Using the one on disk (each run records its data "
+                    f"hash); `zoo-data generate {task} {asked} --overwrite` would replace it for every suite")
+            continue
         say(f"preparing: generating the {task!r} dataset ({', '.join(f'{k}={v}' for k, v in kwargs.items()) or 'defaults'})")
         try:
-            generate_dataset(task, **kwargs)
+            generate_dataset(task, progress=progress, **kwargs)
         except Exception as e:  # noqa: BLE001
             if optional.get(task):
                 dropped.add(task)
@@ -219,7 +281,7 @@ def plan_summary(specs: list[RunSpec]) -> list[str]:
         >>> for line in plan_summary(load_suite("smoke").expand()):
         ...     print(line)     # doctest: +ELLIPSIS
         data: generated for reacher2d-medium, hopper-medium (made here by offline-zoo's behaviour policies (zoo-data generate), not the paper's D4RL data)
-        language models: LaMo, Wiki-RL: lm=embedded (the tiny GPT-2 shipped with offline-zoo, ... layers x ... dim: a stand-in, not GPT-2)
+        language models: LaMo, Wiki-RL: lm=embedded (ChibiT: GPT-2 of ... layers x ... dim pre-trained on WikiText-2, shipped with offline-zoo; not GPT-2)
         budget: 300 gradient steps per run (7 algorithms), evaluated every 100 steps
     """
     from ..algos.config import resolve_config
@@ -265,7 +327,7 @@ def _lm_words(lm: str) -> str:
         import json
 
         cfg = json.loads((Path(EMBEDDED_LM) / "config.json").read_text())
-        return f"the tiny GPT-2 shipped with offline-zoo, {cfg['n_layer']} layers x {cfg['n_embd']} dim: a stand-in, not GPT-2"
+        return f"ChibiT: GPT-2 of {cfg['n_layer']} layers x {cfg['n_embd']} dim pre-trained on WikiText-2, shipped with offline-zoo; not GPT-2"
     return "a local model directory" if resolve_lm_dir(lm) is not None else "from the Hugging Face hub or its cache"
 
 
@@ -358,7 +420,7 @@ def run_suite(
         raise SuiteError(str(e)) from None
     try:
         bench = _check_settings(out, settings, resume)
-        specs, notes = prepare_datasets(suite, specs, say)
+        specs, notes = prepare_datasets(suite, specs, say, progress=False if progress is False else None)
         result.planned, result.dropped = specs, notes
         for n in notes:
             say(f"note: {n}")
@@ -375,7 +437,7 @@ def run_suite(
             "invocations": (bench.get("invocations") or []) + [invocation],
         })
         records = scan_runs(out)
-        todo = [s for s in specs if not (s.run_id in records and records[s.run_id].finished)]
+        todo = _longest_first([s for s in specs if not (s.run_id in records and records[s.run_id].finished)])
         result.already_finished = [s.run_id for s in specs if s not in todo]
         if result.already_finished:
             say(f"resume: {len(result.already_finished)} of {len(specs)} runs already finished, {len(todo)} to run")

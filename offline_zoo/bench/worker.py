@@ -76,7 +76,7 @@ def environment_info() -> dict[str, Any]:
         >>> sorted(info["host"])
         ['cpu', 'cpus', 'gpu', 'hostname', 'platform', 'torch_threads']
     """
-    from ..algos.base import RESULT_PACKAGES, versions as package_versions
+    from ..versions import RESULT_PACKAGES, versions as package_versions
 
     versions = package_versions((*RESULT_PACKAGES, "ray"))
     try:

@@ -47,6 +47,7 @@ import numpy as np
 
 from ..files import atomic_write_text
 from ..tasks import Task, get_task
+from ..versions import package_versions
 # the reading side of generated datasets lives below generation (imports go one way); these names
 # stay importable from here as before
 from .loaders import generated_dataset_id, generated_dataset_path, generation_metadata, load_generated, open_generated  # noqa: F401
@@ -809,18 +810,6 @@ def calibrate_reacher2d_policy(
 # ---------------------------------------------------------------------------------------------
 # datasets in Minari's format
 # ---------------------------------------------------------------------------------------------
-def _physics_versions() -> dict[str, str | None]:
-    import importlib.metadata as md
-
-    out: dict[str, str | None] = {}
-    for pkg in ("mujoco", "gymnasium"):
-        try:
-            out[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def generatable_tasks() -> list[str]:
     """Tasks :func:`generate_dataset` can produce: the ``*-medium`` tasks of the MuJoCo and
     Reacher2d domains that have a behaviour-policy recipe.
@@ -987,7 +976,7 @@ def generate_dataset(
         "statistics": stats,
         "seconds": round(time.time() - t0, 1),
         # the same policy and seed give other episodes under another physics version
-        "versions": _physics_versions(),
+        "versions": package_versions(("mujoco", "gymnasium")),
     }
     env = make_env(task)
     old = os.environ.get("MINARI_DATASETS_PATH")

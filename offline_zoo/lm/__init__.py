@@ -1,7 +1,7 @@
 """Language models for the LM-backed agents (LaMo, Wiki-RL), usable with or without a network.
 
 * :func:`load_language_model` / :func:`load_tokenizer` - GPT-2-architecture LMs and the GPT-2 BPE
-  tokenizer from the hub, a local directory or the embedded tiny LM (:data:`EMBEDDED_LM`), failing
+  tokenizer from the hub, a local directory or the embedded LM (ChibiT-sized, :data:`EMBEDDED_LM`), failing
   fast with instructions when offline.
 * :class:`TokenBlockSource` - a corpus as random contiguous token blocks (the language losses);
   :func:`embedded_corpus` - the WikiText-2 excerpt shipped beside the embedded LM.

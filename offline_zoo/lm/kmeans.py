@@ -226,7 +226,7 @@ def token_centres(
 
         >>> centres = token_centres(load_language_model("gpt2"), n_clusters=1000)  # doctest: +SKIP
 
-        The same on the embedded tiny LM, with fewer centres:
+        The same on the embedded LM (ChibiT), with fewer centres:
 
         >>> from offline_zoo.lm import load_language_model
         >>> lm = load_language_model("embedded")

@@ -5,7 +5,7 @@ Three ways to name a language model (``lm``):
 * a Hugging Face hub name (``"gpt2"``, ``"gpt2-medium"``, ``"openai-community/gpt2"``, ...): loaded
   from the local Hugging Face cache when it is there, otherwise downloaded from the hub;
 * a local directory written by ``save_pretrained`` (``config.json`` + weights);
-* ``"embedded"``: the tiny GPT-2-shaped LM shipped inside the package (:data:`EMBEDDED_LM`), which
+* ``"embedded"``: the ChibiT-sized GPT-2 (3 layers, 128 dim) shipped inside the package (:data:`EMBEDDED_LM`), which
   works on a machine with no network at all.
 
 Loading never hangs on a machine without a network: when ``HF_HUB_OFFLINE`` or
@@ -42,21 +42,22 @@ __all__ = [
 
 T = TypeVar("T")
 
-EMBEDDED_LM_NAME = "embedded-wikitext2-tiny"
+EMBEDDED_LM_NAME = "chibit-wikitext2"
 """Directory name of the embedded LM under ``offline_zoo/assets/lm/``."""
 
 EMBEDDED_LM: str = str(
     Path(str(importlib.resources.files("offline_zoo"))) / "assets" / "lm" / EMBEDDED_LM_NAME
 )
-"""Path of the tiny GPT-2-architecture LM shipped with offline-zoo (trained on WikiText-2).
+"""Path of the LM shipped with offline-zoo: ChibiT's architecture, pre-trained on WikiText-2.
 
-It has the GPT-2 vocabulary (50257 tokens, GPT-2 tokenizer files included) so it is a drop-in,
-network-free stand-in for ``"gpt2"`` in tests and offline demos: 3 layers, 40 dim, 2 heads, 1024
-positions, 2.1M parameters stored as float16 (5.7 MB with the tokenizer files); WikiText-2 test
-perplexity 244.8 (50237 at initialisation). See its ``training_info.json``; retrain with
-``python -m offline_zoo.lm.train_embedded``. ``load_language_model`` returns it in float32;
-``GPT2LMHeadModel.from_pretrained(EMBEDDED_LM)`` keeps the stored float16 under transformers 5 unless
-given ``dtype=torch.float32``.
+GPT-2 with Wiki-RL's ChibiT sizes (3 layers, 128 dim, 1 head, 1024 positions: the body of the paper's
+DT) and the GPT-2 vocabulary (50257 tokens, GPT-2 tokenizer files included), so it is a drop-in,
+network-free stand-in for ``"gpt2"`` in tests, offline demos and CPU-scale comparisons: 7.2M
+parameters (6.4M of them the tied token embedding) stored as float16 (14 MB, 15.8 MB with the
+tokenizer files); WikiText-2 test perplexity 209.3 (50500 at initialisation). See its
+``training_info.json``; retrain with ``python -m offline_zoo.lm.train_embedded``.
+``load_language_model`` returns it in float32; ``GPT2LMHeadModel.from_pretrained(EMBEDDED_LM)``
+keeps the stored float16 under transformers 5 unless given ``dtype=torch.float32``.
 
 Examples:
     >>> from offline_zoo.lm import EMBEDDED_LM, load_language_model
@@ -214,7 +215,7 @@ def _how_to_get(what: str, name: str, reason: str) -> str:
         "  2. set HF_HOME to a directory that already holds a Hugging Face cache with this model;\n"
         f"  3. pass a local directory written by save_pretrained, e.g. "
         f"{fn}('/path/to/{name.split('/')[-1]}'){extra};\n"
-        f"  4. use the tiny LM embedded in offline-zoo: {arg}=\"embedded\" (e.g. "
+        f"  4. use the LM embedded in offline-zoo (ChibiT-sized, 3 x 128): {arg}=\"embedded\" (e.g. "
         f"LaMo(..., {arg}=\"embedded\"), or {fn}('embedded'); GPT-2 vocabulary and tokenizer), or "
         "pretrained=False for a randomly initialised model of the same architecture."
     )
@@ -351,7 +352,7 @@ def load_language_model(
 
     Args:
         lm: hub name (``"gpt2"``, ``"gpt2-medium"``, ...), a local ``save_pretrained`` directory, or
-            ``"embedded"`` (the tiny LM shipped with offline-zoo, :data:`EMBEDDED_LM`).
+            ``"embedded"`` (the ChibiT-sized LM shipped with offline-zoo, :data:`EMBEDDED_LM`).
         pretrained: load the weights (True) or build the same architecture randomly initialised
             (False; no network needed for the names in :data:`KNOWN_GPT2_ARCHITECTURES` and for local
             directories).

@@ -1,13 +1,17 @@
-"""Retrain the embedded tiny LM (``offline_zoo/assets/lm/embedded-wikitext2-tiny``) reproducibly.
+"""Retrain the embedded LM, ChibiT (``offline_zoo/assets/lm/chibit-wikitext2``), reproducibly.
 
-The embedded LM is a GPT-2-architecture model with GPT-2's vocabulary and tokenizer, small enough
-to ship inside the package (fp16 weights, ~4 MB + 1.5 MB of tokenizer files), so that everything that
-needs "a pre-trained GPT-2" (LaMo, Wiki-RL, the language losses) runs on a machine with no network.
-It is a smoke-test stand-in, not a substitute for GPT-2's 124M parameters.
+The embedded LM has the architecture of Wiki-RL's ChibiT: GPT-2 with 3 layers, 128 dim and 1 head,
+the body of the paper's Decision Transformer, with GPT-2's vocabulary and tokenizer. It ships inside
+the package (fp16 weights, 14 MB + 1.5 MB of tokenizer files), so that everything that needs "a
+pre-trained GPT-2" (LaMo, Wiki-RL, the language losses) runs on a machine with no network, and
+LaMo or Wiki-RL on it against DT compares the same network with and without language
+pre-training. It is pre-trained on WikiText-2 only (1.6M tokens seen; ChibiT saw Wikipedia):
+a CPU-scale stand-in, not a substitute for GPT-2's 124M parameters.
 
-Recipe (:data:`EMBEDDED_RECIPE`): 3 layers, 40 dim, 2 heads, 1024 positions; WikiText-2 *valid*
-split for training, *test* split held out; 600 steps of 4 x 256 tokens, AdamW lr 2e-3 with 60 warmup
-steps and cosine decay; 1 CPU thread, seed 0.
+Recipe (:data:`EMBEDDED_RECIPE`): 3 layers, 128 dim, 1 head, 1024 positions; WikiText-2 *valid*
+split for training, *test* split held out; 800 steps of 8 x 256 tokens, AdamW lr 2e-3 with 80
+warmup steps and cosine decay; 2 CPU threads, seed 0 (24 minutes on 2 cores). Held-out
+perplexity 209.3 (50500 at initialisation); its ``training_info.json`` has the curve and a sample.
 
 Usage::
 
@@ -34,27 +38,27 @@ __all__ = ["EMBEDDED_RECIPE", "train_embedded_lm", "main"]
 
 EMBEDDED_RECIPE: dict = {
     "n_layer": 3,
-    "n_embd": 40,
-    "n_head": 2,
-    "steps": 600,
+    "n_embd": 128,
+    "n_head": 1,
+    "steps": 800,
     "block_size": 256,
-    "batch_size": 4,
+    "batch_size": 8,
     "lr": 2e-3,
     "seed": 0,
-    "warmup_steps": 60,
+    "warmup_steps": 80,
     "min_lr_ratio": 0.1,
     "weight_decay": 0.01,
     "dropout": 0.0,
     "n_positions": 1024,
     "save_dtype": "float16",
-    "num_threads": 1,
+    "num_threads": 2,
     "eval_max_tokens": None,
 }
 """Hyper-parameters of the shipped embedded LM (see the module docstring).
 
 Examples:
-    >>> EMBEDDED_RECIPE["n_embd"], EMBEDDED_RECIPE["n_layer"]
-    (40, 3)
+    >>> EMBEDDED_RECIPE["n_embd"], EMBEDDED_RECIPE["n_layer"], EMBEDDED_RECIPE["n_head"]
+    (128, 3, 1)
 """
 
 
@@ -69,7 +73,7 @@ def train_embedded_lm(
     """Train the embedded LM with :data:`EMBEDDED_RECIPE` (``overrides`` change single entries).
 
     Examples:
-        The shipped LM (600 steps, about 12 minutes on one CPU thread; WikiText-2 is not shipped):
+        The shipped LM (800 steps, about 24 minutes on two CPU threads; WikiText-2 is not shipped):
 
         >>> res = train_embedded_lm("wikitext-2/valid.txt", "wikitext-2/test.txt", "gpt2")  # doctest: +SKIP
 
@@ -79,9 +83,9 @@ def train_embedded_lm(
         >>> from offline_zoo.lm.corpus import embedded_corpus
         >>> _ = Path("held_out.txt").write_text("The game was released in Japan .\\n" * 40)
         >>> res = train_embedded_lm(embedded_corpus(), "held_out.txt", "embedded", out_dir="tiny-lm",
-        ...                         progress_bar=False, steps=2, block_size=32, eval_max_tokens=256)
+        ...                         progress_bar=False, steps=2, block_size=32, batch_size=2, eval_max_tokens=256)
         >>> res.steps, res.info["name"], res.info["recipe"]["n_embd"]
-        (2, 'tiny-lm', 40)
+        (2, 'tiny-lm', 128)
     """
     unknown = set(overrides) - set(EMBEDDED_RECIPE)
     if unknown:
@@ -112,12 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point (``python -m offline_zoo.lm.train_embedded --help``).
 
     Examples:
-        Retrain the shipped LM in place (the full recipe: about 12 minutes on one CPU thread;
+        Retrain the shipped LM in place (the full recipe: about 24 minutes on two CPU threads;
         WikiText-2 is not shipped):
 
         >>> main(["--train-file", "wikitext-2/valid.txt", "--eval-file", "wikitext-2/test.txt",
         ...       "--tokenizer", "gpt2"])  # doctest: +SKIP
-        saved .../embedded-wikitext2-tiny: perplexity 50236.9 -> 244.8 in 740 s; sample: '...'
+        saved .../chibit-wikitext2: perplexity 50500.3 -> 209.3 in 1459 s; sample: '...'
         0
 
         Both text files are required (argparse exits with status 2 and a usage message):
