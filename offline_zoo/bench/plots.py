@@ -149,7 +149,7 @@ def plot_scores(report: "Report", path: str | os.PathLike) -> Path | None:
     colors = _colors(report.algos)
     n = len(report.algos)
     width = 0.8 / n
-    fig, ax = plt.subplots(figsize=(max(5.0, 1.2 + 0.35 * n * len(cells)), 3.6))
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.5 + 0.45 * n * len(cells)), 4.2))
     for i, a in enumerate(report.algos):
         xs, means, stds = [], [], []
         for j, (task, ratio) in enumerate(cells):
@@ -174,10 +174,10 @@ def plot_scores(report: "Report", path: str | os.PathLike) -> Path | None:
 
         handles.append(Line2D([], [], color="black", lw=1.5))
         labels.append("paper")
-    ax.legend(handles, labels, fontsize=7, ncol=min(len(labels), 4), loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.legend(handles, labels, fontsize=8, ncol=min(len(labels), 8), loc="upper center", bbox_to_anchor=(0.5, -0.16))
     n_seeds = max(report.cells[k].n for k in report.cells)
     spread = f"mean, error bar = std over {n_seeds} seeds" if n_seeds > 1 else "1 seed, no spread shown"
-    ax.set_title(f"{report.title}: normalized score ({spread})", fontsize=10)
+    ax.set_title(f"{report.title}\nnormalized score ({spread})", fontsize=10)
     fig.tight_layout()
     return _save(fig, Path(path))
 

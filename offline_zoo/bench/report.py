@@ -878,7 +878,7 @@ zoo-bench --suite cpu-paper --out runs/cpu-paper                         # Table
 zoo-bench --suite sparse --out runs/sparse --workers 4                   # Table 1
 zoo-bench --suite atari  --out runs/atari  --executor ray                # Table 2 (GPU cluster)
 zoo-bench --suite mujoco --out runs/mujoco --workers 8 --scale 0.1       # Table 3 at a tenth of the budget
-zoo-bench report runs/smoke --markdown benchmarks/README.md --csv smoke.csv --plots plots/
+zoo-bench report runs/quickstart --markdown benchmarks/README.md --csv quickstart.csv --plots plots/
 ```
 """
 

@@ -305,7 +305,7 @@ def plan_summary(specs: list[RunSpec]) -> list[str]:
             continue
         overrides = {k: v for k, v in s.config.items() if k != "config_file"}
         c = resolve_config(config_class, klass.name, get_task(s.task), overrides, s.config.get("config_file"))
-        lms[s.label] = f"lm={c.lm}" + ("" if c.pretrained else ", random init (pretrained=False)") + f" ({_lm_words(c.lm)})"
+        lms[s.label] = f"lm={c.lm} ({_lm_words(c.lm)})" if c.pretrained else f"lm={c.lm}, pretrained=False (its architecture with random weights)"
     by_lm: dict[str, list[str]] = {}
     for label, lm in lms.items():
         by_lm.setdefault(lm, []).append(label)

@@ -18,7 +18,7 @@ Examples:
     >>> lm = load_language_model("embedded")          # no network needed
     >>> tok = load_tokenizer("embedded")
     >>> lm.config.n_embd, tok("Hello world")["input_ids"]
-    (40, [15496, 995])
+    (128, [15496, 995])
 """
 
 from offline_zoo.lm.corpus import (

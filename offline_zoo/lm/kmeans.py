@@ -186,7 +186,7 @@ def wte_of(lm_or_wte: Any) -> torch.Tensor:
     Examples:
         >>> from offline_zoo.lm import load_language_model
         >>> wte_of(load_language_model("embedded")).shape
-        torch.Size([50257, 40])
+        torch.Size([50257, 128])
         >>> wte_of(torch.nn.Embedding(10, 4)).shape
         torch.Size([10, 4])
     """
@@ -232,7 +232,7 @@ def token_centres(
         >>> lm = load_language_model("embedded")
         >>> centres = token_centres(lm, n_clusters=16, n_iter=3)
         >>> centres.shape, torch.allclose(centres.norm(dim=1), torch.ones(16))
-        (torch.Size([16, 40]), True)
+        (torch.Size([16, 128]), True)
         >>> torch.equal(token_centres(lm, n_clusters=16, n_iter=3), centres)   # read from the cache
         True
     """
