@@ -704,7 +704,7 @@ class Report:
 
         ``compact=True`` is the layout for narrow terminals (about 100 columns with 7 algorithms):
         no vertical rules, the std on its own line, "p" for "paper", task names broken after
-        their first hyphen. `print_report_table` picks it when the full layout does not fit.
+        their first hyphen. `print_table` picks it when the full layout does not fit.
         """
         from rich import box
         from rich.table import Table

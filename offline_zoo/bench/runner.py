@@ -104,24 +104,9 @@ class SuiteRunResult:
         return not self.failed and not self.interrupted
 
 
-def _requested_generation(task: str, kwargs: dict) -> dict:
-    """The generation settings a suite's ``prepare`` entry means, with `generate_dataset`'s defaults."""
-    from ..data.generation import DEFAULT_REACHER_EPISODES, DEFAULT_TRANSITIONS
-    from ..tasks import get_task
-
-    want = dict(kwargs)
-    if "n_transitions" not in want and "n_episodes" not in want:
-        if get_task(task).family == "reacher2d":
-            want["n_episodes"] = DEFAULT_REACHER_EPISODES
-        else:
-            want["n_transitions"] = DEFAULT_TRANSITIONS
-    want.setdefault("seed", 0)
-    want.setdefault("noise", 1.0)
-    return want
-
-
 def _generated_differs(task: str, kwargs: dict) -> str | None:
     """How the generated dataset on disk differs from what ``kwargs`` would generate (None: it does not)."""
+    from ..data.generation import generation_request
     from ..data.loaders import generation_metadata
 
     try:
@@ -129,7 +114,7 @@ def _generated_differs(task: str, kwargs: dict) -> str | None:
     except (OSError, ValueError):
         return None  # no readable record: nothing to compare
     have = {**(meta.get("requested") or {}), "seed": meta.get("seed"), "noise": meta.get("noise")}
-    want = _requested_generation(task, kwargs)
+    want = generation_request(task, **kwargs)
     diffs = [f"{k}={have.get(k)!r}" for k, v in want.items() if k in have and have.get(k) != v]
     return ", ".join(diffs) or None
 
@@ -195,7 +180,7 @@ def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], No
     """
     if suite.prepare is None:
         return specs, []
-    from ..data.generation import generate_dataset, generated_dataset_path
+    from ..data.generation import generate_dataset, generated_dataset_path, generation_request
 
     optional = {r.task: r.optional for r in suite.rows}
     for r in suite.rows:
@@ -208,7 +193,7 @@ def prepare_datasets(suite: Suite, specs: list[RunSpec], say: Callable[[str], No
             differs = _generated_differs(task, kwargs)
             if differs:  # used as it is (runs record its hash), but never silently
                 cli = {"n_transitions": "--transitions", "n_episodes": "--episodes", "seed": "--seed", "noise": "--noise"}
-                asked = " ".join(f"{cli[k]} {v}" for k, v in _requested_generation(task, kwargs).items() if k in cli)
+                asked = " ".join(f"{cli[k]} {v}" for k, v in generation_request(task, **kwargs).items() if v is not None)
                 say(f"zoo-bench: warning: the generated {task!r} dataset on disk ({generated_dataset_path(task)}) has "
                     f"{differs}; this suite asks for other data. Using the one on disk (each run records its data "
                     f"hash); `zoo-data generate {task} {asked} --overwrite` would replace it for every suite")

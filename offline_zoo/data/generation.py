@@ -59,6 +59,7 @@ __all__ = [
     "BehaviourPolicy",
     "Reacher2dMediumPolicy",
     "GenerationError",
+    "generation_request",
     "train_behaviour_policy",
     "save_policy",
     "load_policy",
@@ -838,6 +839,33 @@ def _default_min_return(task: Task) -> float | None:
     return REACHER2D_MIN_RETURN if task.family == "reacher2d" else None
 
 
+def _default_size(task: Task) -> tuple[int | None, int | None]:
+    """``(n_transitions, n_episodes)`` when neither is given: 50 episodes for Reacher2d, else 1M steps."""
+    return (None, DEFAULT_REACHER_EPISODES) if task.family == "reacher2d" else (DEFAULT_TRANSITIONS, None)
+
+
+def generation_request(task_name: str | Task, **kwargs) -> dict:
+    """The size, seed and noise `generate_dataset` would use for ``kwargs``, its defaults filled in.
+
+    What a generated dataset records as ``requested`` / ``seed`` / ``noise``, so a suite can tell
+    whether the dataset on disk is the one its ``prepare`` entry asks for.
+
+    Examples:
+        >>> generation_request("reacher2d-medium")
+        {'n_transitions': None, 'n_episodes': 50, 'seed': 0, 'noise': 1.0}
+        >>> generation_request("hopper-medium", n_transitions=20_000, seed=3)["n_transitions"]
+        20000
+    """
+    import inspect
+
+    defaults = inspect.signature(generate_dataset).parameters
+    n_transitions, n_episodes = kwargs.get("n_transitions"), kwargs.get("n_episodes")
+    if n_transitions is None and n_episodes is None:
+        n_transitions, n_episodes = _default_size(get_task(task_name))
+    return {"n_transitions": n_transitions, "n_episodes": n_episodes,
+            "seed": kwargs.get("seed", defaults["seed"].default), "noise": float(kwargs.get("noise", defaults["noise"].default))}
+
+
 def generate_dataset(
     task_name: str | Task,
     n_transitions: int | None = None,
@@ -896,10 +924,7 @@ def generate_dataset(
     _check_generatable(task)
     dataset_id = generated_dataset_id(task)
     if n_transitions is None and n_episodes is None:
-        if task.family == "reacher2d":
-            n_episodes = DEFAULT_REACHER_EPISODES
-        else:
-            n_transitions = DEFAULT_TRANSITIONS
+        n_transitions, n_episodes = _default_size(task)
     if n_transitions is not None and n_episodes is not None:
         raise ValueError("pass n_transitions or n_episodes, not both")
     for name, value in (("n_transitions", n_transitions), ("n_episodes", n_episodes)):
