@@ -11,9 +11,12 @@ d3rlpy's LayerNorm eps 3e-3 and observation-scaler eps 1e-3 carried over) and
    10000+i, as ``learning_parity.py``).
 
 If a model scores the same through both loops, evaluation is not where the implementations differ.
+``--init offline_zoo`` reverses the swap: d3rlpy's DT starts from our DT's seed-k initial draw
+(to tell whether a difference follows the initial weights or the training pipeline).
 Results are appended to ``benchmarks/results/dt_transplant.jsonl``.
 
     python benchmarks/dt_transplant.py --train d3rlpy --seeds 0 --steps 2000
+    python benchmarks/dt_transplant.py --train d3rlpy --init offline_zoo --seeds 0 1 --steps 2000
 """
 
 from __future__ import annotations
@@ -143,14 +146,15 @@ def evaluate_both(ours, ref, episodes: int) -> dict:
     return {"ours_loop": r_ours, "d3rlpy_loop": r_ref}
 
 
-def run(train: str, seed: int, steps: int, episodes: int, eval_every: int | None = None) -> dict:
+def run(train: str, seed: int, steps: int, episodes: int, eval_every: int | None = None, init: str = "d3rlpy") -> dict:
+    """Train ``train``'s implementation for ``steps`` from ``init``'s seed-``seed`` initial weights."""
     import d3rlpy
 
     torch.set_num_threads(1)
     dataset = lp._load("hopper-medium", 1.0)
     ours, ref = make_pair(dataset, seed)
-    copy_weights(ours.model, ref.impl.modules.transformer, "to_ours")
-    rec = {"train": train, "seed": seed, "steps": steps, "episodes": episodes,
+    copy_weights(ours.model, ref.impl.modules.transformer, "to_ours" if init == "d3rlpy" else "to_d3rlpy")
+    rec = {"train": train, "init": init, "seed": seed, "steps": steps, "episodes": episodes, "data_hash": lp.data_hash(dataset),
            "forward_gap_init": forward_gap(ours, ref, dataset)}
     t0 = time.perf_counter()
     if train == "d3rlpy":
@@ -158,7 +162,7 @@ def run(train: str, seed: int, steps: int, episodes: int, eval_every: int | None
         ref.fit(lp._mdp_dataset(dataset), n_steps=steps, n_steps_per_epoch=steps, show_progress=False, save_interval=10**9,
                 logger_adapter=d3rlpy.logging.NoopAdapterFactory(), with_timestamp=False)
         copy_weights(ours.model, ref.impl.modules.transformer, "to_ours")
-    else:  # ours trains from d3rlpy's initial weights, with its own sampler, loss and optimizer
+    else:  # ours trains from the chosen initial weights, with its own sampler, loss and optimizer
         every = eval_every or steps
         rec["checkpoints"] = []
         while ours.num_steps < steps:
@@ -179,7 +183,9 @@ def run(train: str, seed: int, steps: int, episodes: int, eval_every: int | None
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--train", choices=("d3rlpy", "offline_zoo"), default="d3rlpy")
+    p.add_argument("--train", choices=("d3rlpy", "offline_zoo"), default="d3rlpy", help="the implementation that trains")
+    p.add_argument("--init", choices=("d3rlpy", "offline_zoo"), default="d3rlpy",
+                   help="whose seed-k initial weights both models start from (offline_zoo: our DT's default draw)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--steps", type=int, default=2000)
     p.add_argument("--episodes", type=int, default=10)
@@ -187,7 +193,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     args = p.parse_args(argv)
     for seed in args.seeds:
-        rec = run(args.train, seed, args.steps, args.episodes, args.eval_every)
+        rec = run(args.train, seed, args.steps, args.episodes, args.eval_every, args.init)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with args.out.open("a") as f:
             f.write(json.dumps(rec) + "\n")

@@ -176,7 +176,8 @@ def run_one(job: dict) -> dict:
     target = job["target"] if algo == "dt" else None
     dataset = _load(job["task"], job["ratio"])
     task = dataset.task
-    record = {**{k: job[k] for k in ("algo", "impl", "seed", "steps", "eval_every", "episodes", "task", "ratio")}, "target": target, "checkpoints": []}
+    record = {**{k: job[k] for k in ("algo", "impl", "seed", "steps", "eval_every", "episodes", "task", "ratio")}, "target": target,
+              "data_hash": data_hash(dataset), "checkpoints": []}
     path = Path(job["path"])
 
     def checkpoint(step: int, loss: float | None, sec_per_step: float, policy) -> None:
@@ -469,6 +470,7 @@ def main(argv: list[str] | None = None) -> int:
             overrides[key] = value
 
     dataset = _load(args.task, args.ratio)  # fail fast (and clearly) when the data is missing
+    current_hash = data_hash(dataset)
     runs_dir = args.out / "learning_parity"
     runs_dir.mkdir(parents=True, exist_ok=True)
     jobs = []
@@ -489,6 +491,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.resume and path.exists():
             old = json.loads(path.read_text())
             same = all(old.get(k) == job[k] for k in ("steps", "eval_every", "episodes", "task", "ratio"))
+            if same and old.get("data_hash") != current_hash:  # regenerated data (other physics, other size)
+                same = False
+                print(f"re-running {path.name}: trained on data {old.get('data_hash') or '(hash not recorded)'}, "
+                      f"the data on disk is {current_hash}", flush=True)
             if same and impl == "offline_zoo":  # a changed default or --dt-override must re-run ours
                 current = json.loads(json.dumps(_config_fields(_zoo_algo(algo, dataset, seed, job["overrides"]))))
                 stored = old.get("config") or {}
@@ -517,10 +523,16 @@ def main(argv: list[str] | None = None) -> int:
         for seed in (args.dt_seeds if algo == "dt" else args.seeds):
             paths = [runs_dir / f"{algo}-{impl}-seed{seed}.json" for impl in IMPLS]
             done = [json.loads(p.read_text()) for p in paths if p.exists()]
-            if len(done) == len(IMPLS) and all(r.get("done") and r["steps"] == args.steps for r in done):
-                records.extend(done)  # a seed counts only with both implementations finished
+            # a seed counts only with both implementations finished on the data on disk
+            if len(done) == len(IMPLS) and all(r.get("done") and r["steps"] == args.steps and r.get("data_hash") == current_hash
+                                               for r in done):
+                records.extend(done)
             else:
                 missing.append(f"{algo}/seed{seed}")
+                stale = [r for r in done if r.get("done") and r.get("data_hash") != current_hash]
+                for r in stale:
+                    print(f"not counted: {algo}/{r['impl']}/seed{seed} was trained on data "
+                          f"{r.get('data_hash') or '(hash not recorded)'}, the data on disk is {current_hash}", file=sys.stderr)
     if not records:
         print("no finished (offline_zoo, d3rlpy) pair of runs to summarize", file=sys.stderr)
         return 1
@@ -529,7 +541,7 @@ def main(argv: list[str] | None = None) -> int:
     result["missing_runs"] = missing
     result["summary"]["complete"] = not missing
     result.update(task=args.task, ratio=args.ratio, target=args.target, episodes=args.episodes, eval_every=args.eval_every,
-                  eval_seed=args.eval_seed, dt_overrides=overrides, data_hash=data_hash(dataset),
+                  eval_seed=args.eval_seed, dt_overrides=overrides, data_hash=current_hash,
                   data_steps=int(dataset.n_steps), data_episodes=int(dataset.n_episodes),
                   versions=_versions(), machine=_machine(), date=time.strftime("%Y-%m-%d"))
     out = {**result["summary"], **{k: v for k, v in result.items() if k != "summary"}}
