@@ -39,8 +39,9 @@ def _final(path: Path) -> tuple[float, float | None, str | None] | None:
         return None
     last = rec["checkpoints"][-1]
     loss = last["train_loss"]
-    if loss is not None and rec["impl"] == "d3rlpy":
-        loss = loss / 3  # d3rlpy sums the 3 action dimensions (and divides by every position, padded too)
+    summed = rec["impl"] == "d3rlpy" or (rec.get("config") or {}).get("action_loss_reduction") == "sum_dims"
+    if loss is not None and summed:
+        loss = loss / 3  # a summed loss (d3rlpy's, or ours with sum_dims) over Hopper's 3 action dimensions
     return last["score"], loss, rec.get("data_hash")
 
 

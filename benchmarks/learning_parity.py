@@ -199,7 +199,12 @@ def run_one(job: dict) -> dict:
             dt = (time.perf_counter() - t0) / every
             losses = [h[loss_key] for h in model.history["train"][n_hist:] if loss_key in h]
             checkpoint(model.num_steps, statistics.fmean(losses) if losses else None, dt, model)
-        record["loss_definition"] = ("per-dimension MSE over real positions" if algo == "dt" else "d3rlpy's loss as reported by its update()")
+        if algo != "dt":
+            record["loss_definition"] = "d3rlpy's loss as reported by its update()"
+        elif model.config.action_loss_reduction == "sum_dims":
+            record["loss_definition"] = "squared error summed over action dims, mean over real positions"
+        else:
+            record["loss_definition"] = "per-dimension MSE over real positions"
     else:
         import d3rlpy
 

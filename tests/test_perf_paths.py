@@ -228,7 +228,8 @@ def test_action_loss_ignores_padding_without_indexing():
     b = algo._batch_tensors(algo._sampler.window([5, 11, 20]))
     preds = torch.randn(3, 6, 3)
     real = b["mask"].reshape(-1) > 0
-    expected = ((preds.reshape(-1, 3)[real] - b["actions"].reshape(-1, 3)[real]) ** 2).mean()
+    # the default sums the squared error over the 3 action dimensions, then averages over real positions
+    expected = ((preds.reshape(-1, 3)[real] - b["actions"].reshape(-1, 3)[real]) ** 2).sum(-1).mean()
     torch.testing.assert_close(algo.action_loss(preds, b), expected)
     preds[b["mask"] == 0] = float("nan")  # whatever sits at padded positions never leaks in
     assert torch.isfinite(algo.action_loss(preds, b))

@@ -173,9 +173,18 @@ def test_padding_is_masked_out_of_the_loss():
         assert algo.action_loss(out2.action_preds, b2) == pytest.approx(float(base), rel=1e-5)
 
 
+@pytest.mark.parametrize("agent", ["dt", "lamo", "wikirl"])
+def test_action_loss_reduction_defaults_to_sum_dims_for_every_sequence_agent(agent):
+    # measured choice (docs/deviations.md row 1c), the same for the three agents the paper compares
+    cls = {"dt": DT, "lamo": LaMo, "wikirl": WikiRL}[agent]
+    kwargs = {} if agent == "dt" else dict(TINY_LM)
+    assert cls(tiny_dataset(), **kwargs).config.action_loss_reduction == "sum_dims"
+    assert cls(tiny_dataset(), action_loss_reduction="mean", **kwargs).config.action_loss_reduction == "mean"
+
+
 def test_action_loss_reduction_mean_is_the_released_one_and_sum_dims_scales_by_act_dim():
-    mean_algo = DT(tiny_dataset(), context_len=6, seed=3)
-    sum_algo = DT(tiny_dataset(), context_len=6, seed=3, action_loss_reduction="sum_dims")
+    mean_algo = DT(tiny_dataset(), context_len=6, seed=3, action_loss_reduction="mean")
+    sum_algo = DT(tiny_dataset(), context_len=6, seed=3)
     mean_algo._before_learn()
     batch = mean_algo._sampler.window([5, 11, 20])
     b = mean_algo._batch_tensors(batch)

@@ -43,9 +43,10 @@ PRECISIONS = ("fp32", "bf16")
 #: ``"constant_after_warmup"``: linear warmup over ``warmup_steps`` gradient steps, then constant;
 #: ``"released_atari"``: `ReleasedAtariLR`, the released LaMo Atari schedule with its token-count bug
 LR_SCHEDULES = ("constant_after_warmup", "released_atari")
-#: continuous action loss: ``"mean"``: squared error averaged over real positions and action dimensions
-#: (kzl/decision-transformer, the released LaMo code); ``"sum_dims"``: summed over the action dimensions,
-#: averaged over real positions (d3rlpy's DecisionTransformer): act_dim times the gradient, so the clip binds longer
+#: continuous action loss: ``"sum_dims"`` (default): squared error summed over the action dimensions,
+#: averaged over real positions (d3rlpy's DecisionTransformer): act_dim times the gradient, so the clip binds
+#: longer; ``"mean"``: averaged over real positions and action dimensions (kzl/decision-transformer, the
+#: released LaMo and Wiki-RL code). docs/deviations.md row 1c has the measurements behind the default.
 ACTION_LOSSES = ("mean", "sum_dims")
 
 
@@ -121,10 +122,12 @@ class SequenceConfig(AlgoConfig):
         timestep_init: initialisation of the timestep table: ``"gpt2"`` (N(0, 0.02), default) or
             ``"released"`` (N(0, 1), torch's default, as the released DT/LaMo/Wiki-RL code; see
             ``docs/deviations.md`` for the measurements behind the default).
-        action_loss_reduction: continuous actions: ``"mean"`` (default: squared error averaged over the real
-            positions and the action dimensions, as the released code) or ``"sum_dims"`` (summed over
-            the action dimensions, as d3rlpy: ``act_dim`` times the gradients, so ``grad_clip`` binds
-            for longer). Discrete actions always use cross-entropy. See ``docs/deviations.md``.
+        action_loss_reduction: continuous actions: ``"sum_dims"`` (default: squared error summed over
+            the action dimensions and averaged over the real positions, as d3rlpy's DecisionTransformer:
+            ``act_dim`` times the gradients of the mean, so ``grad_clip`` keeps binding after the
+            first ~700 steps) or ``"mean"`` (averaged over the action dimensions too, the released
+            DT/LaMo/Wiki-RL loss). The reported ``action_loss`` is the loss as trained. Discrete
+            actions always use cross-entropy. See ``docs/deviations.md`` (row 1c).
         window_anchor: how training windows are drawn: ``"end"`` (default: a uniform last step,
             windows cut at episode starts, like the contexts of an evaluation episode's first steps;
             d3rlpy) or ``"start"`` (a uniform first step, windows cut at episode ends; the released
@@ -163,7 +166,7 @@ class SequenceConfig(AlgoConfig):
     action_head: str = "linear_tanh"
     dropout: float = 0.1
     timestep_init: str = "gpt2"
-    action_loss_reduction: str = "mean"
+    action_loss_reduction: str = "sum_dims"
     window_anchor: str = "end"
     precision: str = "fp32"
     fast_kernels: bool = True

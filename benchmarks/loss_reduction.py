@@ -1,0 +1,131 @@
+"""The action loss's reduction, measured on each sequence agent: DT, Wiki-RL and LaMo.
+
+The released DT/LaMo/Wiki-RL code averages the squared action error over the action dimensions
+(``action_loss_reduction="mean"``); d3rlpy's DecisionTransformer sums it over them
+(``"sum_dims"``): ``act_dim`` times the gradient, so that the 0.25 gradient clip keeps binding for
+the whole run, where with the mean it stops binding after some 700 steps (see
+docs/learning-parity.md). For LaMo the choice also moves the balance between the action loss and
+the language loss (weight ``lm_weight``). This script trains each agent with both reductions from the
+same seed (same initial weights, batches and dropout masks: only the reduction differs), on the
+generated ``hopper-medium`` data, one torch thread, LaMo and Wiki-RL on the embedded LM, and records:
+
+* the per-dimension action MSE (the summed loss divided by ``act_dim``), averaged over windows of
+  ``--window`` steps (logged every 10 steps), and every other loss term the agent reports;
+* the normalized score at each ``--eval-every`` checkpoint (10 episodes at target 3600, reset
+  seeds 10000+i, as `benchmarks/learning_parity.py`).
+
+Each finished run is appended to ``--out`` (JSON lines; ``--resume`` skips runs already there); the
+last lines printed compare the two reductions per agent and seed.
+
+    python benchmarks/loss_reduction.py --algos wikirl lamo --seeds 0 --steps 2000 --eval-every 2000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "benchmarks" / "results" / "experiments" / "loss_reduction.jsonl"
+TARGET = 3600.0
+REDUCTIONS = ("mean", "sum_dims")
+#: CPU-scale fields per agent (the embedded LM; LaMo's language blocks shortened as in timestep_init.py)
+AGENT_FIELDS = {"dt": {}, "wikirl": {"lm": "embedded"}, "lamo": {"lm": "embedded", "lm_block_size": 128}}
+
+
+def run(job: dict) -> dict:
+    import torch
+
+    from offline_zoo import load_dataset
+    from offline_zoo.algos.registry import get_algo
+
+    torch.set_num_threads(1)
+    ds = load_dataset(job["task"], source="generated", seed=0)
+    fields = {**AGENT_FIELDS[job["algo"]], "action_loss_reduction": job["reduction"]}
+    algo = get_algo(job["algo"])(ds, seed=job["seed"], device="cpu", **fields)
+    per_dim = ds.actions.shape[-1] if job["reduction"] == "sum_dims" else 1
+    windows, checkpoints, t_train = [], [], 0.0
+    while algo.num_steps < job["steps"]:
+        n_hist = len(algo.history["train"])
+        t0 = time.perf_counter()
+        algo.learn(job["eval_every"], progress_bar=False, log_every=10)
+        t_train += time.perf_counter() - t0
+        logged = algo.history["train"][n_hist:]
+        for start in range(0, len(logged), job["window"] // 10):
+            chunk = logged[start:start + job["window"] // 10]
+            entry = {"step": chunk[-1]["step"], "action_mse_per_dim": statistics.fmean(h["action_loss"] for h in chunk) / per_dim}
+            for key in chunk[-1]:
+                if key.endswith("_loss") and key != "action_loss" or key == "grad_norm":
+                    entry[key] = statistics.fmean(h[key] for h in chunk)
+            windows.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
+        res = algo.evaluate(n_episodes=job["episodes"], target_returns=[TARGET], seed=10_000)
+        checkpoints.append({"step": int(algo.num_steps), "score": round(float(res.normalized[TARGET].mean()), 3),
+                            "lengths": [int(x) for x in res.lengths[TARGET]]})
+        print(f"[{job['algo']}/{job['reduction']}/seed{job['seed']}] step {algo.num_steps}: score {checkpoints[-1]['score']:.1f}, "
+              f"action MSE/dim {windows[-1]['action_mse_per_dim']:.4f}", flush=True)
+    return {**{k: job[k] for k in ("algo", "reduction", "seed", "steps", "eval_every", "episodes", "window", "task")},
+            "fields": fields, "windows": windows, "checkpoints": checkpoints,
+            "seconds_per_step": round(t_train / job["steps"], 4), "date": time.strftime("%Y-%m-%d"),
+            "data_hash": ds.selection_hash, "n_steps_data": int(ds.n_steps)}
+
+
+def _key(r: dict) -> tuple:
+    return tuple(r[k] for k in ("algo", "reduction", "seed", "steps", "eval_every", "episodes", "window", "task"))
+
+
+def compare(records: list[dict]) -> list[str]:
+    """Per agent and seed: the last window's losses and every checkpoint's score, mean vs sum_dims."""
+    lines = []
+    by_key = {(r["algo"], r["seed"], r["reduction"]): r for r in records}
+    for algo, seed in sorted({(a, s) for a, s, _ in by_key}):
+        pair = [by_key.get((algo, seed, red)) for red in REDUCTIONS]
+        for red, r in zip(REDUCTIONS, pair):
+            if r is None:
+                continue
+            last = r["windows"][-1]
+            terms = ", ".join(f"{k} {v:.4f}" for k, v in last.items() if k not in ("step",))
+            scores = ", ".join(f"{c['step']}: {c['score']:.1f}" for c in r["checkpoints"])
+            lines.append(f"{algo:7s} seed {seed} {red:8s} | last {r['window']} steps to {last['step']}: {terms} | scores {scores}")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--algos", nargs="+", default=list(AGENT_FIELDS), choices=list(AGENT_FIELDS))
+    p.add_argument("--reductions", nargs="+", default=list(REDUCTIONS), choices=REDUCTIONS)
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--steps", type=int, default=2000)
+    p.add_argument("--eval-every", type=int, default=2000)
+    p.add_argument("--episodes", type=int, default=10)
+    p.add_argument("--window", type=int, default=500, help="steps per loss average (a multiple of 10)")
+    p.add_argument("--task", default="hopper-medium")
+    p.add_argument("--out", type=Path, default=OUT)
+    p.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    args = p.parse_args(argv)
+    if args.steps < args.eval_every or args.steps % args.eval_every:
+        p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
+    if args.window < 10 or args.window % 10 or args.eval_every % args.window:
+        p.error(f"--window {args.window} must be a multiple of 10 that divides --eval-every {args.eval_every}")
+    old = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    done = {_key(r) for r in old} if args.resume else set()
+    jobs = [dict(algo=a, reduction=red, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
+                 window=args.window, task=args.task)
+            for a in args.algos for s in args.seeds for red in args.reductions]
+    jobs = [j for j in jobs if _key(j) not in done]
+    print(f"{len(jobs)} runs to do", flush=True)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    for job in jobs:  # one process, one run at a time: the machine's other core is left to other work
+        r = run(job)
+        with args.out.open("a") as f:  # one line per finished run: a crash loses only the run in flight
+            f.write(json.dumps(r) + "\n")
+    records = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    print("\n".join(compare([r for r in records if r["steps"] == args.steps and r["task"] == args.task])))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
