@@ -379,7 +379,7 @@ def markdown(result: dict) -> str:
             cfg = entry["offline_zoo"]["runs"][0].get("config", {})
             lines.append("")
             lines.append("offline-zoo DT settings that differ from the released code (docs/deviations.md): "
-                         + ", ".join(f"`{k}={cfg[k]!r}`" for k in ("window_anchor", "timestep_init") if k in cfg) + ".")
+                         + ", ".join(f"`{k}={cfg[k]!r}`" for k in ("window_anchor", "timestep_init", "action_loss_reduction") if k in cfg) + ".")
         if len(sps) == 2:
             lines.append("")
             lines.append(f"Seconds per step: offline-zoo {sps['offline_zoo']:.4f}, d3rlpy {sps['d3rlpy']:.4f} "
