@@ -6,7 +6,10 @@ trains it on the generated ``hopper-medium`` data (one torch thread) and evaluat
 appended to ``benchmarks/results/dt_ablation.jsonl`` as each run ends (``--resume`` skips runs
 already there), so the file is the record of every experiment, disappointing ones included.
 "default" is the library's default at the time of the run: the rows written before 2026-12-02 are
-start-anchored windows (the default then), later ones end-anchored.
+start-anchored windows (the default then), later ones end-anchored. From 2026-12-06 the default
+action loss is summed over the action dimensions (``action_loss_reduction="sum_dims"``; a row's
+``action_loss_reduction`` field says which, rows without it used the mean), so "default" and
+``loss_sum_dims`` now differ only in what the loss divides by (real positions vs all B*K).
 
     python benchmarks/dt_ablation.py --variants default loss_sum_dims --steps 2000 --seeds 0
 """
@@ -105,6 +108,7 @@ def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
     return {
         "variant": variant, "seed": seed, "steps": steps, "episodes": episodes,
         "window_anchor": algo.config.window_anchor,
+        "action_loss_reduction": "d3rlpy" if cls is not DT else algo.config.action_loss_reduction,
         "score": round(float(res.normalized[3600.0].mean()), 3),
         "lengths": [int(x) for x in res.lengths[3600.0]],
         "action_mse_last_1k": round(statistics.fmean(losses), 5),
