@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "experiments" / "loss_reduction.jsonl"
 TARGET = 3600.0
 REDUCTIONS = ("mean", "sum_dims")
+LOG_EVERY = 10  # steps between the logged losses a window averages
 #: CPU-scale fields per agent (the embedded LM; LaMo's language blocks shortened as in timestep_init.py)
 AGENT_FIELDS = {"dt": {}, "wikirl": {"lm": "embedded"}, "lamo": {"lm": "embedded", "lm_block_size": 128}}
 
@@ -52,11 +53,12 @@ def run(job: dict) -> dict:
     while algo.num_steps < job["steps"]:
         n_hist = len(algo.history["train"])
         t0 = time.perf_counter()
-        algo.learn(job["eval_every"], progress_bar=False, log_every=10)
+        algo.learn(job["eval_every"], progress_bar=False, log_every=LOG_EVERY)
         t_train += time.perf_counter() - t0
         logged = algo.history["train"][n_hist:]
-        for start in range(0, len(logged), job["window"] // 10):
-            chunk = logged[start:start + job["window"] // 10]
+        per_window = job["window"] // LOG_EVERY
+        for start in range(0, len(logged), per_window):
+            chunk = logged[start:start + per_window]
             entry = {"step": chunk[-1]["step"], "action_mse_per_dim": statistics.fmean(h["action_loss"] for h in chunk) / per_dim}
             for key in chunk[-1]:
                 if key.endswith("_loss") and key != "action_loss" or key == "grad_norm":
@@ -82,8 +84,8 @@ def compare(records: list[dict]) -> list[str]:
     lines = []
     by_key = {(r["algo"], r["seed"], r["reduction"]): r for r in records}
     for algo, seed in sorted({(a, s) for a, s, _ in by_key}):
-        pair = [by_key.get((algo, seed, red)) for red in REDUCTIONS]
-        for red, r in zip(REDUCTIONS, pair):
+        for red in REDUCTIONS:
+            r = by_key.get((algo, seed, red))
             if r is None:
                 continue
             last = r["windows"][-1]
@@ -108,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.steps < args.eval_every or args.steps % args.eval_every:
         p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
-    if args.window < 10 or args.window % 10 or args.eval_every % args.window:
-        p.error(f"--window {args.window} must be a multiple of 10 that divides --eval-every {args.eval_every}")
+    if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
+        p.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")
     old = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
     done = {_key(r) for r in old} if args.resume else set()
     jobs = [dict(algo=a, reduction=red, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
