@@ -25,6 +25,8 @@ from pathlib import Path
 
 import torch
 
+from _protocol import append_jsonl, evaluate_checkpoint, read_jsonl
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "dt_ablation.jsonl"
 
@@ -101,16 +103,16 @@ def run(variant: str, seed: int, steps: int, episodes: int) -> dict:
     if callable(change):
         change(algo.model)
     t0 = time.perf_counter()
-    algo.learn(steps, progress_bar=False)
+    algo.learn(steps, progress_bar=False, log_every=min(100, steps))  # the loss of the last 1k steps: 10 logs
     sec = (time.perf_counter() - t0) / steps
     losses = [h["action_loss"] for h in algo.history["train"][-10:]]
-    res = algo.evaluate(n_episodes=episodes, target_returns=[3600.0], seed=10_000)
+    checkpoint = evaluate_checkpoint(algo, episodes)
     return {
         "variant": variant, "seed": seed, "steps": steps, "episodes": episodes,
         "window_anchor": algo.config.window_anchor,
         "action_loss_reduction": "d3rlpy" if cls is not DT else algo.config.action_loss_reduction,
-        "score": round(float(res.normalized[3600.0].mean()), 3),
-        "lengths": [int(x) for x in res.lengths[3600.0]],
+        "score": checkpoint["score"],
+        "lengths": checkpoint["lengths"],
         "action_mse_last_1k": round(statistics.fmean(losses), 5),
         "seconds_per_step": round(sec, 4),
     }
@@ -125,12 +127,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
-    done = set()
-    if args.resume and args.out.exists():
-        for line in args.out.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["variant"], r["seed"], r["steps"], r["episodes"], _anchor(r)))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    done = {(r["variant"], r["seed"], r["steps"], r["episodes"], _anchor(r)) for r in read_jsonl(args.out)} if args.resume else set()
     from offline_zoo import DT
 
     for seed in args.seeds:
@@ -139,8 +136,7 @@ def main(argv=None) -> int:
             if (v, seed, args.steps, args.episodes, anchor) in done:
                 continue
             r = run(v, seed, args.steps, args.episodes)
-            with args.out.open("a") as f:
-                f.write(json.dumps(r) + "\n")
+            append_jsonl(args.out, r)
             print(json.dumps(r), flush=True)
     return 0
 

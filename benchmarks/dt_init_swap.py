@@ -40,8 +40,10 @@ def _final(path: Path) -> tuple[float, float | None, str | None] | None:
     last = rec["checkpoints"][-1]
     loss = last["train_loss"]
     summed = rec["impl"] == "d3rlpy" or (rec.get("config") or {}).get("action_loss_reduction") == "sum_dims"
-    if loss is not None and summed:
-        loss = loss / 3  # a summed loss (d3rlpy's, or ours with sum_dims) over Hopper's 3 action dimensions
+    if loss is not None and summed:  # a summed loss (d3rlpy's, or ours with sum_dims): per action dimension
+        from offline_zoo.envs import env_spaces
+
+        loss = loss / env_spaces(rec["task"])[1]
     return last["score"], loss, rec.get("data_hash")
 
 

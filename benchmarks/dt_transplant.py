@@ -32,10 +32,10 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import learning_parity as lp  # noqa: E402
+from _protocol import EVAL_SEED, TARGET, append_jsonl  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "dt_transplant.jsonl"
-TARGET = 3600.0
 D3RLPY_LN_EPS, D3RLPY_OBS_EPS = 3e-3, 1e-3
 
 
@@ -141,8 +141,8 @@ def forward_gap(ours, ref, dataset, n: int = 16, seed: int = 0) -> float:
 def evaluate_both(ours, ref, episodes: int) -> dict:
     task = ours.task
     _ours_ready_for_eval(ours, ref)
-    r_ours = lp._evaluate(ours, task, episodes, TARGET, 10_000)
-    r_ref = lp._evaluate(lp._D3rlpyPolicy(ref, True), task, episodes, TARGET, 10_000)
+    r_ours = lp._evaluate(ours, task, episodes, TARGET, EVAL_SEED)
+    r_ref = lp._evaluate(lp._D3rlpyPolicy(ref, True), task, episodes, TARGET, EVAL_SEED)
     return {"ours_loop": r_ours, "d3rlpy_loop": r_ref}
 
 
@@ -170,7 +170,7 @@ def run(train: str, seed: int, steps: int, episodes: int, eval_every: int | None
             if ours.num_steps < steps:  # the last checkpoint is evaluated through both loops below
                 stats = dict(ours.stats)
                 _ours_ready_for_eval(ours, ref)
-                rec["checkpoints"].append({"step": ours.num_steps, **lp._evaluate(ours, ours.task, episodes, TARGET, 10_000)})
+                rec["checkpoints"].append({"step": ours.num_steps, **lp._evaluate(ours, ours.task, episodes, TARGET, EVAL_SEED)})
                 ours.stats.update(stats)  # training goes on with its own normalisation
                 print(f"[transplant seed {seed}] step {ours.num_steps}: {rec['checkpoints'][-1]['score']:.1f}", flush=True)
         copy_weights(ours.model, ref.impl.modules.transformer, "to_d3rlpy")
@@ -194,9 +194,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     for seed in args.seeds:
         rec = run(args.train, seed, args.steps, args.episodes, args.eval_every, args.init)
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        with args.out.open("a") as f:
-            f.write(json.dumps(rec) + "\n")
+        append_jsonl(args.out, rec)
         print(json.dumps({k: (v["score"] if isinstance(v, dict) else v) for k, v in rec.items() if k != "checkpoints"}), flush=True)
     return 0
 

@@ -40,6 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # _protocol, when imported from another folder
+from _protocol import EVAL_SEED, TARGET  # noqa: E402
+
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "benchmarks" / "README.md"
 DOCS_PAGE = ROOT / "docs" / "learning-parity.md"
@@ -295,6 +298,33 @@ def _curve(runs: list[dict]) -> dict[int, list[float]]:
     return dict(sorted(by_step.items()))
 
 
+def ratio_interval(ours: list[dict], ref: list[dict], step: int, reps: int = 10_000,
+                   confidence: float = 0.95, seed: int = 0) -> list[float] | None:
+    """Bootstrap interval of the ratio of mean scores (ours / reference) at one checkpoint.
+
+    Each implementation's seeds are resampled with replacement, independently (seed k of ours and
+    seed k of d3rlpy share a number, not their initial weights or batches), and the ratio of the
+    resampled means is taken per replicate: how far the ratio can move with this many seeds. None
+    when a side has fewer than 2 seeds or a replicate's reference mean can be 0.
+    """
+    from offline_zoo.bench.aggregate import stratified_bootstrap
+
+    def scores(runs):
+        return np.array([[c["score"] for c in r["checkpoints"] if c["step"] == step] for r in runs], dtype=float)
+
+    a, b = scores(ours), scores(ref)
+    if a.shape[0] < 2 or b.shape[0] < 2 or a.shape[1] != 1 or b.shape[1] != 1:
+        return None
+    rng = np.random.default_rng(seed)
+    num = stratified_bootstrap(a, reps, rng).mean(axis=(1, 2))
+    den = stratified_bootstrap(b, reps, rng).mean(axis=(1, 2))
+    if (den <= 0).any():
+        return None
+    alpha = 100.0 * (1.0 - confidence) / 2.0
+    lo, hi = np.percentile(num / den, [alpha, 100.0 - alpha])
+    return [float(lo), float(hi)]
+
+
 def summarize(records: list[dict], args) -> dict:
     """Per-algorithm curves and the ours / d3rlpy ratios of the mean score over seeds."""
     algos: dict = {}
@@ -317,11 +347,15 @@ def summarize(records: list[dict], args) -> dict:
             d = {c["step"]: c["score"] for r in entry["d3rlpy"]["runs"] if r["seed"] == seed for c in r["checkpoints"]}
             per_seed[seed] = {s: (o[s] / d[s] if d[s] else None) for s in o if s in d}
         entry["score_ratio"] = ratio
+        entry["score_ratio_ci95"] = {step: ratio_interval(entry["offline_zoo"]["runs"], entry["d3rlpy"]["runs"], step)
+                                     for step in ratio}
         entry["score_ratio_per_seed"] = per_seed
         algos[algo] = entry
         summary[f"{algo}_seeds"] = seeds
         if ratio:
             summary[f"{algo}_score_ratio_final"] = round(ratio[max(ratio)], 4)
+            ci = entry["score_ratio_ci95"][max(ratio)]
+            summary[f"{algo}_score_ratio_final_ci95"] = [round(v, 4) for v in ci] if ci else None
             if algo == "dt":
                 late = [v for s, v in ratio.items() if s >= 4000]
                 summary["dt_score_ratio_min_from_4k"] = round(min(late), 4) if late else None
@@ -358,7 +392,8 @@ def markdown(result: dict) -> str:
         f"`{result['data_hash']}`), seeds {s['seeds']}, {s['steps']:,} gradient steps, "
         f"{result['episodes']} evaluation episodes per checkpoint (DT at target {result['target']:g}); "
         f"{result['machine']['cpu']}, one torch thread per run. Mean normalized score over seeds "
-        "(std in brackets) and the ratio offline-zoo / d3rlpy of the means; "
+        "(std in brackets), the ratio offline-zoo / d3rlpy of the means and its 95% bootstrap interval "
+        "(each side's seeds resampled with replacement: how far the ratio can move with this many seeds); "
         "full data in `benchmarks/results/learning_parity.json`, curves in "
         "`benchmarks/results/learning_parity.png`.",
         "",
@@ -374,6 +409,9 @@ def markdown(result: dict) -> str:
             cells = [f"{m[st]:.1f} ({sd[st]:.1f})" if st in m else "-" for st in steps]
             lines.append(f"| {impl} | " + " | ".join(cells) + " |")
         lines.append("| ratio | " + " | ".join(_fmt_ratio(entry["score_ratio"].get(st)) for st in steps) + " |")
+        cis = [entry.get("score_ratio_ci95", {}).get(st) for st in steps]
+        if any(cis):
+            lines.append("| ratio, 95% CI | " + " | ".join(f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-" for ci in cis) + " |")
         sps = {impl: statistics.fmean(c["seconds_per_step"] for r in entry[impl]["runs"] for c in r["checkpoints"]) for impl in IMPLS if entry[impl]["runs"]}
         if algo == "dt" and entry["offline_zoo"]["runs"]:
             cfg = entry["offline_zoo"]["runs"][0].get("config", {})
@@ -448,8 +486,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--steps", type=int, default=10_000)
     p.add_argument("--eval-every", type=int, default=2_000)
     p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--target", type=float, default=3600.0, help="DT's return-to-go target")
-    p.add_argument("--eval-seed", type=int, default=10_000, help="episode i starts from reset seed eval_seed + i")
+    p.add_argument("--target", type=float, default=TARGET, help="DT's return-to-go target")
+    p.add_argument("--eval-seed", type=int, default=EVAL_SEED, help="episode i starts from reset seed eval_seed + i")
     p.add_argument("--dt-override", action="append", default=[], metavar="FIELD=VALUE",
                    help="a field of our DT config for this run (e.g. timestep_init=released); JSON values")
     p.add_argument("--workers", type=int, default=os.cpu_count() or 1)
@@ -562,6 +600,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{LABELS[algo]:7s} ratio ours/d3rlpy by step: " + ", ".join(f"{s}: {_fmt_ratio(v)}" for s, v in entry["score_ratio"].items()))
         for seed, per in entry["score_ratio_per_seed"].items():
             print(f"        seed {seed}: " + ", ".join(f"{s}: {_fmt_ratio(v)}" for s, v in per.items()))
+        cis = entry["score_ratio_ci95"]
+        if any(cis.values()):
+            print("        95% CI: " + ", ".join(f"{s}: {ci[0]:.2f}-{ci[1]:.2f}" for s, ci in cis.items() if ci))
     print(json.dumps(result["summary"]))
     return 0
 

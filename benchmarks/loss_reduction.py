@@ -23,15 +23,15 @@ last lines printed compare the two reductions per agent and seed.
 from __future__ import annotations
 
 import argparse
-import json
 import statistics
 import sys
 import time
 from pathlib import Path
 
+from _protocol import append_jsonl, evaluate_checkpoint, read_jsonl
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "experiments" / "loss_reduction.jsonl"
-TARGET = 3600.0
 REDUCTIONS = ("mean", "sum_dims")
 LOG_EVERY = 10  # steps between the logged losses a window averages
 #: CPU-scale fields per agent (the embedded LM; LaMo's language blocks shortened as in timestep_init.py)
@@ -64,9 +64,7 @@ def run(job: dict) -> dict:
                 if key.endswith("_loss") and key != "action_loss" or key == "grad_norm":
                     entry[key] = statistics.fmean(h[key] for h in chunk)
             windows.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
-        res = algo.evaluate(n_episodes=job["episodes"], target_returns=[TARGET], seed=10_000)
-        checkpoints.append({"step": int(algo.num_steps), "score": round(float(res.normalized[TARGET].mean()), 3),
-                            "lengths": [int(x) for x in res.lengths[TARGET]]})
+        checkpoints.append(evaluate_checkpoint(algo, job["episodes"]))
         print(f"[{job['algo']}/{job['reduction']}/seed{job['seed']}] step {algo.num_steps}: score {checkpoints[-1]['score']:.1f}, "
               f"action MSE/dim {windows[-1]['action_mse_per_dim']:.4f}", flush=True)
     return {**{k: job[k] for k in ("algo", "reduction", "seed", "steps", "eval_every", "episodes", "window", "task")},
@@ -112,19 +110,15 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
     if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
         p.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")
-    old = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
-    done = {_key(r) for r in old} if args.resume else set()
+    done = {_key(r) for r in read_jsonl(args.out)} if args.resume else set()
     jobs = [dict(algo=a, reduction=red, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
                  window=args.window, task=args.task)
             for a in args.algos for s in args.seeds for red in args.reductions]
     jobs = [j for j in jobs if _key(j) not in done]
     print(f"{len(jobs)} runs to do", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     for job in jobs:  # one process, one run at a time: the machine's other core is left to other work
-        r = run(job)
-        with args.out.open("a") as f:  # one line per finished run: a crash loses only the run in flight
-            f.write(json.dumps(r) + "\n")
-    records = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+        append_jsonl(args.out, run(job))  # one line per finished run: a crash loses only the run in flight
+    records = read_jsonl(args.out)
     print("\n".join(compare([r for r in records if r["steps"] == args.steps and r["task"] == args.task])))
     return 0
 

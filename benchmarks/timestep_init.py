@@ -25,9 +25,10 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
+from _protocol import TARGET, append_jsonl, evaluate_checkpoint, read_jsonl
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "timestep_init.jsonl"
-TARGET = 3600.0
 VARIANTS = {
     "dt": {"gpt2": {"timestep_init": "gpt2"}, "released": {"timestep_init": "released"}},
     "lamo": {"gpt2": {"lm": "embedded", "timestep_init": "gpt2"},
@@ -58,12 +59,9 @@ def run(job: dict) -> dict:
         t0 = time.perf_counter()
         algo.learn(job["eval_every"], progress_bar=False, log_every=min(100, job["eval_every"]))
         t_train += time.perf_counter() - t0
-        res = algo.evaluate(n_episodes=job["episodes"], target_returns=[TARGET], seed=10_000)
         last = algo.history["train"][-1] if algo.history["train"] else {}
         checkpoints.append({
-            "step": int(algo.num_steps),
-            "score": round(float(res.normalized[TARGET].mean()), 3),
-            "lengths": [int(x) for x in res.lengths[TARGET]],
+            **evaluate_checkpoint(algo, job["episodes"]),
             "action_loss": round(float(last["action_loss"]), 5) if "action_loss" in last else None,
         })
     return {**{k: job[k] for k in ("algo", "variant", "seed", "steps", "eval_every", "episodes", "task", "ratio")},
@@ -133,21 +131,18 @@ def main(argv=None) -> int:
             extra.setdefault(algo, {})[field] = json.loads(value)
         except json.JSONDecodeError:
             extra.setdefault(algo, {})[field] = value
-    old = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
-    done = {_key(r) for r in old} if args.resume else set()
+    done = {_key(r) for r in read_jsonl(args.out)} if args.resume else set()
     jobs = [dict(algo=a, variant=v, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
                  task=args.task, ratio=args.ratio, extra=extra)
             for s in args.seeds for a in args.algos for v in VARIANTS[a] if args.variants is None or v in args.variants]
     jobs = [j for j in jobs if _key(j) not in done]
     print(f"{len(jobs)} runs to do on {args.workers} worker(s)", flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
     with ProcessPoolExecutor(max_workers=args.workers) as pool:
         for fut in as_completed([pool.submit(run, j) for j in jobs]):
             r = fut.result()
-            with args.out.open("a") as f:  # one line per finished run: a crash loses only runs in flight
-                f.write(json.dumps(r) + "\n")
+            append_jsonl(args.out, r)  # one line per finished run: a crash loses only runs in flight
             print(json.dumps(r), flush=True)
-    records = [json.loads(line) for line in args.out.read_text().splitlines()] if args.out.exists() else []
+    records = read_jsonl(args.out)
     records = [r for r in records if r["steps"] == args.steps and r["task"] == args.task and r["ratio"] == args.ratio
                and all(r["overrides"].get(k) == v for k, v in extra.get(r["algo"], {}).items())]
     print("\n".join(summary(records)))
