@@ -10,10 +10,12 @@ the run in flight and ``--resume`` can skip what is already there.
 from __future__ import annotations
 
 import json
+import statistics
 from pathlib import Path
 
 TARGET = 3600.0  # the return-to-go target of every checkpoint (hopper's expert level is ~3234)
 EVAL_SEED = 10_000  # episode i starts from reset seed EVAL_SEED + i
+LOG_EVERY = 10  # steps between the logged losses that `learn_logging_windows` averages
 
 
 def evaluate_checkpoint(algo, episodes: int) -> dict:
@@ -33,3 +35,28 @@ def append_jsonl(path: Path, record: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("a") as f:
         f.write(json.dumps(record) + "\n")
+
+
+def learn_logging_windows(algo, steps: int, window: int) -> list[dict]:
+    """Train ``steps`` more steps; return the loss terms averaged over windows of ``window`` steps.
+
+    Each window holds the per-dimension action MSE (``action_loss`` divided by the action dimension
+    when the agent sums it over the dimensions), every other ``*_loss`` term the agent logs, and the
+    pre-clip gradient norm, each averaged over the losses logged every `LOG_EVERY` steps.
+    """
+    if window < LOG_EVERY or window % LOG_EVERY or steps % window:
+        raise ValueError(f"window={window}: give a multiple of {LOG_EVERY} that divides steps={steps}")
+    summed = getattr(algo.config, "action_loss_reduction", "mean") == "sum_dims"
+    per_dim = algo.dataset.actions.shape[-1] if summed else 1
+    n_before = len(algo.history["train"])
+    algo.learn(steps, progress_bar=False, log_every=LOG_EVERY)
+    logged = algo.history["train"][n_before:]
+    windows = []
+    for start in range(0, len(logged), window // LOG_EVERY):
+        chunk = logged[start:start + window // LOG_EVERY]
+        entry = {"step": chunk[-1]["step"], "action_mse_per_dim": statistics.fmean(h["action_loss"] for h in chunk) / per_dim}
+        for key in chunk[-1]:
+            if key.endswith("_loss") and key != "action_loss" or key == "grad_norm":
+                entry[key] = statistics.fmean(h[key] for h in chunk)
+        windows.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
+    return windows

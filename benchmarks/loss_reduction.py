@@ -23,17 +23,15 @@ last lines printed compare the two reductions per agent and seed.
 from __future__ import annotations
 
 import argparse
-import statistics
 import sys
 import time
 from pathlib import Path
 
-from _protocol import append_jsonl, evaluate_checkpoint, read_jsonl
+from _protocol import LOG_EVERY, append_jsonl, evaluate_checkpoint, learn_logging_windows, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "experiments" / "loss_reduction.jsonl"
 REDUCTIONS = ("mean", "sum_dims")
-LOG_EVERY = 10  # steps between the logged losses a window averages
 #: CPU-scale fields per agent (the embedded LM; LaMo's language blocks shortened as in timestep_init.py)
 AGENT_FIELDS = {"dt": {}, "wikirl": {"lm": "embedded"}, "lamo": {"lm": "embedded", "lm_block_size": 128}}
 
@@ -48,22 +46,11 @@ def run(job: dict) -> dict:
     ds = load_dataset(job["task"], source="generated", seed=0)
     fields = {**AGENT_FIELDS[job["algo"]], "action_loss_reduction": job["reduction"]}
     algo = get_algo(job["algo"])(ds, seed=job["seed"], device="cpu", **fields)
-    per_dim = ds.actions.shape[-1] if job["reduction"] == "sum_dims" else 1
     windows, checkpoints, t_train = [], [], 0.0
     while algo.num_steps < job["steps"]:
-        n_hist = len(algo.history["train"])
         t0 = time.perf_counter()
-        algo.learn(job["eval_every"], progress_bar=False, log_every=LOG_EVERY)
+        windows += learn_logging_windows(algo, job["eval_every"], job["window"])
         t_train += time.perf_counter() - t0
-        logged = algo.history["train"][n_hist:]
-        per_window = job["window"] // LOG_EVERY
-        for start in range(0, len(logged), per_window):
-            chunk = logged[start:start + per_window]
-            entry = {"step": chunk[-1]["step"], "action_mse_per_dim": statistics.fmean(h["action_loss"] for h in chunk) / per_dim}
-            for key in chunk[-1]:
-                if key.endswith("_loss") and key != "action_loss" or key == "grad_norm":
-                    entry[key] = statistics.fmean(h[key] for h in chunk)
-            windows.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
         checkpoints.append(evaluate_checkpoint(algo, job["episodes"]))
         print(f"[{job['algo']}/{job['reduction']}/seed{job['seed']}] step {algo.num_steps}: score {checkpoints[-1]['score']:.1f}, "
               f"action MSE/dim {windows[-1]['action_mse_per_dim']:.4f}", flush=True)
