@@ -13,7 +13,8 @@ below changes one field of `offline_zoo.WikiRL`'s defaults (the released MuJoCo 
 * ``fresh_timesteps``: a fresh N(0, 0.02) timestep table instead of the LM's position table.
 
 Every run trains from the same seed on the generated ``hopper-medium`` data with one torch thread,
-records the loss terms averaged over windows of ``--window`` steps and the normalized score at each
+records the loss terms and the fraction of predicted actions on tanh's flat tails (``|a| > tanh 2``)
+averaged over windows of ``--window`` steps, and the normalized score at each
 ``--eval-every`` checkpoint (the protocol of `benchmarks/_protocol.py`), and is appended to ``--out``
 (JSON lines; ``--resume`` skips runs already there). The last lines printed compare the variants.
 
@@ -23,6 +24,7 @@ records the loss terms averaged over windows of ``--window`` steps and the norma
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 import time
 from pathlib import Path
@@ -40,6 +42,7 @@ VARIANTS = {
     "resid_dropout_0.1": {"resid_dropout": 0.1},
     "fresh_timesteps": {"extend_positions": False},
 }
+SATURATED = math.tanh(2.0)
 KEY = ("variant", "seed", "steps", "eval_every", "episodes", "window", "task")
 
 
@@ -52,14 +55,24 @@ def run(job: dict) -> dict:
     ds = load_dataset(job["task"], source="generated", seed=0)
     fields = {**BASE, **VARIANTS[job["variant"]]}
     algo = WikiRL(ds, seed=job["seed"], device="cpu", **fields)
+    # how many predicted actions sit on tanh's flat tails (|a| > tanh(2), where the gradient is < 0.07
+    # of its value at 0), per training forward (left-padded positions included, ~2%): its step and the fraction
+    saturation: list[tuple[int, float]] = []
+    hook = algo.model.predict_action.register_forward_hook(
+        lambda mod, inp, out: saturation.append((algo.num_steps, float((out.abs() > SATURATED).float().mean()))) if mod.training else None)
     windows, checkpoints, t_train = [], [], 0.0
     while algo.num_steps < job["steps"]:
         t0 = time.perf_counter()
-        windows += learn_logging_windows(algo, job["eval_every"], job["window"])
+        new = learn_logging_windows(algo, job["eval_every"], job["window"])
         t_train += time.perf_counter() - t0
+        for w in new:  # the window's mean saturated fraction
+            inside = [f for step, f in saturation if w["step"] - job["window"] <= step < w["step"]]
+            w["saturated_fraction"] = round(sum(inside) / len(inside), 4) if inside else None
+        windows += new
         checkpoints.append(evaluate_checkpoint(algo, job["episodes"]))
         print(f"[{job['variant']}/seed{job['seed']}] step {algo.num_steps}: score {checkpoints[-1]['score']:.1f}, "
               f"action MSE/dim {windows[-1]['action_mse_per_dim']:.4f}", flush=True)
+    hook.remove()
     return {**{k: job[k] for k in KEY}, "fields": fields, "windows": windows, "checkpoints": checkpoints,
             "seconds_per_step": round(t_train / job["steps"], 4), "date": time.strftime("%Y-%m-%d"),
             "data_hash": ds.selection_hash}
@@ -70,9 +83,10 @@ def compare(records: list[dict]) -> list[str]:
     lines = []
     for r in sorted(records, key=lambda r: (r["seed"], list(VARIANTS).index(r["variant"]) if r["variant"] in VARIANTS else 99)):
         mse = ", ".join(f"{w['step']}: {w['action_mse_per_dim']:.3f}" for w in r["windows"])
+        sat = ", ".join(f"{w.get('saturated_fraction')}" for w in r["windows"])
         norm = r["windows"][-1].get("grad_norm")
         scores = ", ".join(f"{c['step']}: {c['score']:.1f}" for c in r["checkpoints"])
-        lines.append(f"seed {r['seed']} {r['variant']:18s} | action MSE/dim {mse} | last grad norm "
+        lines.append(f"seed {r['seed']} {r['variant']:18s} | action MSE/dim {mse} | saturated {sat} | last grad norm "
                      f"{norm if norm is None else round(norm, 3)} | scores {scores}")
     return lines
 
