@@ -60,3 +60,23 @@ def learn_logging_windows(algo, steps: int, window: int) -> list[dict]:
                 entry[key] = statistics.fmean(h[key] for h in chunk)
         windows.append({k: round(v, 6) if isinstance(v, float) else v for k, v in entry.items()})
     return windows
+
+
+def add_windowed_run_arguments(parser, out: Path) -> None:
+    """The options of a one-change experiment that logs loss windows (`learn_logging_windows`)."""
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--steps", type=int, default=2000)
+    parser.add_argument("--eval-every", type=int, default=2000)
+    parser.add_argument("--episodes", type=int, default=10)
+    parser.add_argument("--window", type=int, default=500, help=f"steps per loss average (a multiple of {LOG_EVERY})")
+    parser.add_argument("--task", default="hopper-medium")
+    parser.add_argument("--out", type=Path, default=out)
+    parser.add_argument("--resume", action="store_true", help="skip runs already in --out")
+
+
+def check_windowed_run_arguments(parser, args) -> None:
+    """Stop with a clear message when the step counts of `add_windowed_run_arguments` do not fit together."""
+    if args.steps < args.eval_every or args.steps % args.eval_every:
+        parser.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
+    if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
+        parser.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")

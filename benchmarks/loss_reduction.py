@@ -27,7 +27,8 @@ import sys
 import time
 from pathlib import Path
 
-from _protocol import LOG_EVERY, append_jsonl, evaluate_checkpoint, learn_logging_windows, read_jsonl
+from _protocol import (add_windowed_run_arguments, append_jsonl, check_windowed_run_arguments, evaluate_checkpoint,
+                       learn_logging_windows, read_jsonl)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "experiments" / "loss_reduction.jsonl"
@@ -84,19 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--algos", nargs="+", default=list(AGENT_FIELDS), choices=list(AGENT_FIELDS))
     p.add_argument("--reductions", nargs="+", default=list(REDUCTIONS), choices=REDUCTIONS)
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--eval-every", type=int, default=2000)
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--window", type=int, default=500, help="steps per loss average (a multiple of 10)")
-    p.add_argument("--task", default="hopper-medium")
-    p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    add_windowed_run_arguments(p, OUT)
     args = p.parse_args(argv)
-    if args.steps < args.eval_every or args.steps % args.eval_every:
-        p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
-    if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
-        p.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")
+    check_windowed_run_arguments(p, args)
     done = {_key(r) for r in read_jsonl(args.out)} if args.resume else set()
     jobs = [dict(algo=a, reduction=red, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
                  window=args.window, task=args.task)

@@ -29,7 +29,8 @@ import sys
 import time
 from pathlib import Path
 
-from _protocol import LOG_EVERY, append_jsonl, evaluate_checkpoint, learn_logging_windows, read_jsonl
+from _protocol import (add_windowed_run_arguments, append_jsonl, check_windowed_run_arguments, evaluate_checkpoint,
+                       learn_logging_windows, read_jsonl)
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "experiments" / "wikirl_fit.jsonl"
@@ -94,19 +95,9 @@ def compare(records: list[dict]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
-    p.add_argument("--seeds", nargs="+", type=int, default=[0])
-    p.add_argument("--steps", type=int, default=2000)
-    p.add_argument("--eval-every", type=int, default=2000)
-    p.add_argument("--episodes", type=int, default=10)
-    p.add_argument("--window", type=int, default=500, help="steps per loss average (a multiple of 10)")
-    p.add_argument("--task", default="hopper-medium")
-    p.add_argument("--out", type=Path, default=OUT)
-    p.add_argument("--resume", action="store_true", help="skip runs already in --out")
+    add_windowed_run_arguments(p, OUT)
     args = p.parse_args(argv)
-    if args.steps < args.eval_every or args.steps % args.eval_every:
-        p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
-    if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
-        p.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")
+    check_windowed_run_arguments(p, args)
     done = {tuple(r[k] for k in KEY) for r in read_jsonl(args.out)} if args.resume else set()
     jobs = [dict(variant=v, seed=s, steps=args.steps, eval_every=args.eval_every, episodes=args.episodes,
                  window=args.window, task=args.task) for s in args.seeds for v in args.variants]
