@@ -20,7 +20,7 @@ scores, training loss, seconds per step; versions, data hash, machine; the summa
 level), a learning-curve PNG, the "Learning parity" section of ``benchmarks/README.md``, and prints
 the summary as one JSON object on its last line.
 
-    python benchmarks/learning_parity.py --dt-seeds 0 1 2 3 4 --workers 2 --resume   # the committed run (~4 h, 2 cores)
+    python benchmarks/learning_parity.py --seeds 0 1 2 3 4 --workers 2 --resume   # the committed run (~4.5 h, 2 cores)
     python benchmarks/learning_parity.py --steps 200 --eval-every 100 --episodes 2 --seeds 0 \\
         --out /tmp/lp --no-readme                                       # a smoke run
 """
