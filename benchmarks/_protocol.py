@@ -74,9 +74,14 @@ def add_windowed_run_arguments(parser, out: Path) -> None:
     parser.add_argument("--resume", action="store_true", help="skip runs already in --out")
 
 
-def check_windowed_run_arguments(parser, args) -> None:
-    """Stop with a clear message when the step counts of `add_windowed_run_arguments` do not fit together."""
+def check_checkpoint_steps(parser, args) -> None:
+    """Stop with a clear message unless ``--steps`` is a positive multiple of ``--eval-every``."""
     if args.steps < args.eval_every or args.steps % args.eval_every:
         parser.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
+
+
+def check_windowed_run_arguments(parser, args) -> None:
+    """Stop with a clear message when the step counts of `add_windowed_run_arguments` do not fit together."""
+    check_checkpoint_steps(parser, args)
     if args.window < LOG_EVERY or args.window % LOG_EVERY or args.eval_every % args.window:
         parser.error(f"--window {args.window} must be a multiple of {LOG_EVERY} that divides --eval-every {args.eval_every}")

@@ -41,7 +41,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # _protocol, when imported from another folder
-from _protocol import EVAL_SEED, TARGET  # noqa: E402
+from _protocol import EVAL_SEED, TARGET, check_checkpoint_steps  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "benchmarks" / "README.md"
@@ -301,26 +301,23 @@ def _curve(runs: list[dict]) -> dict[int, list[float]]:
     return dict(sorted(by_step.items()))
 
 
-def ratio_interval(ours: list[dict], ref: list[dict], step: int, reps: int = 10_000,
+def ratio_interval(ours: list[float], ref: list[float], reps: int = 10_000,
                    confidence: float = 0.95, seed: int = 0) -> list[float] | None:
     """Bootstrap interval of the ratio of mean scores (ours / reference) at one checkpoint.
 
-    Each implementation's seeds are resampled with replacement, independently (seed k of ours and
-    seed k of d3rlpy share a number, not their initial weights or batches), and the ratio of the
-    resampled means is taken per replicate: how far the ratio can move with this many seeds. None
-    when a side has fewer than 2 seeds or a replicate's reference mean can be 0.
+    ``ours`` and ``ref`` are the two implementations' scores over seeds. Each side's seeds are
+    resampled with replacement, independently (seed k of ours and seed k of d3rlpy share a number,
+    not their initial weights or batches), and the ratio of the resampled means is taken per
+    replicate: how far the ratio can move with this many seeds. None when a side has fewer than 2
+    seeds or a replicate's reference mean can be 0.
     """
     from offline_zoo.bench.aggregate import stratified_bootstrap
 
-    def scores(runs):
-        return np.array([[c["score"] for c in r["checkpoints"] if c["step"] == step] for r in runs], dtype=float)
-
-    a, b = scores(ours), scores(ref)
-    if a.shape[0] < 2 or b.shape[0] < 2 or a.shape[1] != 1 or b.shape[1] != 1:
+    if len(ours) < 2 or len(ref) < 2:
         return None
     rng = np.random.default_rng(seed)
-    num = stratified_bootstrap(a, reps, rng).mean(axis=(1, 2))
-    den = stratified_bootstrap(b, reps, rng).mean(axis=(1, 2))
+    num = stratified_bootstrap(np.asarray(ours, float)[:, None], reps, rng).mean(axis=(1, 2))
+    den = stratified_bootstrap(np.asarray(ref, float)[:, None], reps, rng).mean(axis=(1, 2))
     if (den <= 0).any():
         return None
     alpha = 100.0 * (1.0 - confidence) / 2.0
@@ -334,11 +331,13 @@ def summarize(records: list[dict], args) -> dict:
     summary: dict = {}
     for algo in sorted({r["algo"] for r in records}, key=ALGOS.index):
         entry: dict = {}
+        curves: dict[str, dict[int, list[float]]] = {}
         for impl in IMPLS:
             runs = sorted((r for r in records if r["algo"] == algo and r["impl"] == impl), key=lambda r: r["seed"])
             curve = _curve(runs)
             entry[impl] = {"runs": runs, "mean": {s: statistics.fmean(v) for s, v in curve.items()},
                            "std": {s: float(np.std(v)) for s, v in curve.items()}}
+            curves[impl] = curve
         ratio, per_seed = {}, {}
         for step, ours in entry["offline_zoo"]["mean"].items():
             ref = entry["d3rlpy"]["mean"].get(step)
@@ -350,8 +349,7 @@ def summarize(records: list[dict], args) -> dict:
             d = {c["step"]: c["score"] for r in entry["d3rlpy"]["runs"] if r["seed"] == seed for c in r["checkpoints"]}
             per_seed[seed] = {s: (o[s] / d[s] if d[s] else None) for s in o if s in d}
         entry["score_ratio"] = ratio
-        entry["score_ratio_ci95"] = {step: ratio_interval(entry["offline_zoo"]["runs"], entry["d3rlpy"]["runs"], step)
-                                     for step in ratio}
+        entry["score_ratio_ci95"] = {step: ratio_interval(curves["offline_zoo"][step], curves["d3rlpy"][step]) for step in ratio}
         entry["score_ratio_per_seed"] = per_seed
         algos[algo] = entry
         summary[f"{algo}_seeds"] = seeds
@@ -503,8 +501,7 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if args.dt_seeds is None:
         args.dt_seeds = list(args.seeds)
-    if args.steps < args.eval_every or args.steps % args.eval_every:
-        p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
+    check_checkpoint_steps(p, args)
     overrides = {}
     for item in args.dt_override:
         key, sep, value = item.partition("=")

@@ -25,7 +25,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 
-from _protocol import TARGET, append_jsonl, evaluate_checkpoint, read_jsonl
+from _protocol import TARGET, append_jsonl, check_checkpoint_steps, evaluate_checkpoint, read_jsonl
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "timestep_init.jsonl"
@@ -116,8 +116,7 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=OUT)
     p.add_argument("--resume", action="store_true", help="skip runs already in --out")
     args = p.parse_args(argv)
-    if args.steps < args.eval_every or args.steps % args.eval_every:
-        p.error(f"--steps {args.steps} must be a positive multiple of --eval-every {args.eval_every}")
+    check_checkpoint_steps(p, args)
     for v in args.variants or []:
         if not any(v in VARIANTS[a] for a in args.algos):
             p.error(f"--variants {v!r}: not a variant of {args.algos}; allowed: {sorted({x for a in args.algos for x in VARIANTS[a]})}")
