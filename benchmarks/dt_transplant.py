@@ -12,11 +12,14 @@ d3rlpy's LayerNorm eps 3e-3 and observation-scaler eps 1e-3 carried over) and
 
 If a model scores the same through both loops, evaluation is not where the implementations differ.
 ``--init offline_zoo`` reverses the swap: d3rlpy's DT starts from our DT's seed-k initial draw
-(to tell whether a difference follows the initial weights or the training pipeline).
+(to tell whether a difference follows the initial weights or the training pipeline). d3rlpy's
+seed-k draw is the one `learning_parity.py`'s d3rlpy run of seed k starts from, so ``--train
+offline_zoo --eval-every 2000`` can be read against that run's curve.
 Results are appended to ``benchmarks/results/dt_transplant.jsonl``.
 
     python benchmarks/dt_transplant.py --train d3rlpy --seeds 0 --steps 2000
     python benchmarks/dt_transplant.py --train d3rlpy --init offline_zoo --seeds 0 1 --steps 2000
+    python benchmarks/dt_transplant.py --train offline_zoo --seeds 4 --steps 6000 --eval-every 2000
 """
 
 from __future__ import annotations
@@ -86,13 +89,18 @@ def copy_weights(ours, theirs, direction: str) -> None:
         tt[1:n + 1].copy_(ts[:n])
 
 
-def make_pair(dataset, seed: int):
-    """Our DT (paper defaults, d3rlpy's LayerNorm and observation eps) and d3rlpy's DT, built on ``dataset``."""
+def make_pair(dataset, seed: int, **dt_overrides):
+    """Our DT (paper defaults, d3rlpy's LayerNorm and observation eps) and d3rlpy's DT, built on ``dataset``.
+
+    ``dt_overrides`` (e.g. ``dropout=0.0``) change our DT's config; d3rlpy's is built from it.
+    d3rlpy's weights are its seed-``seed`` draw, the same as `learning_parity.py`'s d3rlpy run of
+    that seed (building our DT leaves torch's global generator as it found it).
+    """
     import d3rlpy
 
     from offline_zoo import DT
 
-    ours = DT(dataset, seed=seed, device="cpu", fast_kernels=False)
+    ours = DT(dataset, seed=seed, device="cpu", **{"fast_kernels": False, **dt_overrides})
     for m in ours.model.body.modules():
         if isinstance(m, torch.nn.LayerNorm):
             m.eps = D3RLPY_LN_EPS

@@ -20,7 +20,7 @@ scores, training loss, seconds per step; versions, data hash, machine; the summa
 level), a learning-curve PNG, the "Learning parity" section of ``benchmarks/README.md``, and prints
 the summary as one JSON object on its last line.
 
-    python benchmarks/learning_parity.py --seeds 0 1 2 3 4 --workers 2 --resume   # the committed run (~4.5 h, 2 cores)
+    python benchmarks/learning_parity.py --seeds 0 1 2 3 4 --dt-seeds 0 1 2 3 4 5 6 --workers 2 --resume   # the committed run (~6 h, 2 cores)
     python benchmarks/learning_parity.py --steps 200 --eval-every 100 --episodes 2 --seeds 0 \\
         --out /tmp/lp --no-readme                                       # a smoke run
 """
@@ -365,6 +365,11 @@ def summarize(records: list[dict], args) -> dict:
                 plateau = {impl: [m for st, m in entry[impl]["mean"].items() if st >= 4000] for impl in IMPLS}
                 if all(plateau.values()):
                     summary["dt_score_ratio_mean_from_4k"] = round(statistics.fmean(plateau["offline_zoo"]) / statistics.fmean(plateau["d3rlpy"]), 4)
+                    # its interval: each run's mean over those checkpoints is one sample per seed
+                    run_means = {impl: [statistics.fmean(c["score"] for c in r["checkpoints"] if c["step"] >= 4000)
+                                        for r in entry[impl]["runs"]] for impl in IMPLS}
+                    ci = ratio_interval(run_means["offline_zoo"], run_means["d3rlpy"])
+                    summary["dt_score_ratio_mean_from_4k_ci95"] = [round(v, 4) for v in ci] if ci else None
     summary["steps"] = args.steps
     summary["seeds"] = sorted({r["seed"] for r in records})
     return {"summary": summary, "algos": algos}
@@ -414,6 +419,14 @@ def markdown(result: dict) -> str:
         if any(cis):
             lines.append("| ratio, 95% CI | " + " | ".join(f"{ci[0]:.2f}-{ci[1]:.2f}" if ci else "-" for ci in cis) + " |")
         sps = {impl: statistics.fmean(c["seconds_per_step"] for r in entry[impl]["runs"] for c in r["checkpoints"]) for impl in IMPLS if entry[impl]["runs"]}
+        if algo == "dt" and s.get("dt_score_ratio_mean_from_4k_ci95"):
+            lines.append("")
+            per_run = "; ".join(
+                f"{impl} " + " / ".join(f"{statistics.fmean(c['score'] for c in r['checkpoints'] if c['step'] >= 4000):.1f}"
+                                        for r in entry[impl]["runs"]) for impl in IMPLS)
+            lo, hi = s["dt_score_ratio_mean_from_4k_ci95"]
+            lines.append(f"Mean over the checkpoints from 4,000 steps on, per seed: {per_run}. Ratio of the means "
+                         f"{s['dt_score_ratio_mean_from_4k']:.2f}, 95% bootstrap interval {lo:.2f}-{hi:.2f}.")
         if algo == "dt" and entry["offline_zoo"]["runs"]:
             cfg = entry["offline_zoo"]["runs"][0].get("config", {})
             lines.append("")
