@@ -83,6 +83,25 @@ def test_dt_body_keeps_gpt2_initialisation():
     assert float(body.h[0].mlp.c_fc.bias.detach().abs().max()) == 0.0
 
 
+@pytest.mark.parametrize("residual_init, std", [("gpt2", 0.02 / math.sqrt(4)), ("unscaled", 0.02)])
+def test_dt_residual_projections(residual_init, std):
+    """GPT-2 scales the residual projections by 1 / sqrt(2 n_layer); d3rlpy's DT does not."""
+    body = DT(tiny_dataset(), hidden_size=64, n_layer=2, residual_init=residual_init, **TINY).model.body
+    for block in body.h:
+        for w in (block.attn.c_proj.weight, block.mlp.c_proj.weight):
+            assert float(w.detach().std()) == pytest.approx(std, rel=0.1)
+        assert float(block.mlp.c_fc.weight.detach().std()) == pytest.approx(0.02, rel=0.1)  # only c_proj changes
+
+
+def test_dt_layer_norm_eps_and_residual_init_are_validated():
+    body = DT(tiny_dataset(), hidden_size=16, n_layer=1, layer_norm_eps=3e-3, **TINY).model.body
+    assert {m.eps for m in body.modules() if isinstance(m, nn.LayerNorm)} == {3e-3}
+    with pytest.raises(ValueError, match="residual_init='scaled'; allowed: 'gpt2', 'unscaled'"):
+        DT(tiny_dataset(), residual_init="scaled", **TINY)
+    with pytest.raises(ValueError, match="layer_norm_eps=0.0 must be > 0"):
+        DT(tiny_dataset(), layer_norm_eps=0, **TINY)
+
+
 def test_timestep_init_is_validated_and_ignored_with_extend_positions():
     from transformers import GPT2Config, GPT2Model
 

@@ -12,8 +12,10 @@ discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``).
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
+import torch
 from transformers import GPT2Config, GPT2Model
 
 from .registry import register_algo
@@ -31,6 +33,11 @@ class DTConfig(SequenceConfig):
         n_layer: depth (transformer blocks) of the body.
         n_head: attention heads of the body.
         activation: MLP activation of the body (``"relu"`` in the original).
+        residual_init: draw of the residual projections (attention and MLP ``c_proj``): ``"gpt2"``
+            (GPT-2 and the released code: N(0, 0.02 / sqrt(2 n_layer))) or ``"unscaled"``
+            (N(0, 0.02), as d3rlpy's DecisionTransformer: the same draw, scaled up).
+        layer_norm_eps: epsilon of the body's LayerNorms (GPT-2 and the released code 1e-5,
+            d3rlpy's DecisionTransformer 3e-3).
 
     Examples:
         >>> cfg = DTConfig()
@@ -45,6 +52,11 @@ class DTConfig(SequenceConfig):
     n_layer: int = 3
     n_head: int = 1
     activation: str = "relu"
+    residual_init: str = "gpt2"
+    layer_norm_eps: float = 1e-5
+
+
+RESIDUAL_INITS = ("gpt2", "unscaled")
 
 
 @register_algo(aliases=("decision-transformer",))
@@ -75,7 +87,11 @@ class DT(SequenceAlgo):
         c = self.config
         if c.hidden_size % c.n_head:
             raise ValueError(f"hidden_size={c.hidden_size} must be divisible by n_head={c.n_head}")
-        return GPT2Model(
+        if c.residual_init not in RESIDUAL_INITS:
+            raise ValueError(f"residual_init={c.residual_init!r}; allowed: {', '.join(map(repr, RESIDUAL_INITS))}")
+        if not c.layer_norm_eps > 0:
+            raise ValueError(f"layer_norm_eps={c.layer_norm_eps!r} must be > 0")
+        body = GPT2Model(
             GPT2Config(
                 vocab_size=1,  # tokens come in through inputs_embeds
                 bos_token_id=0,
@@ -89,8 +105,15 @@ class DT(SequenceAlgo):
                 resid_pdrop=c.dropout,
                 embd_pdrop=c.dropout,
                 attn_pdrop=c.dropout,
+                layer_norm_epsilon=c.layer_norm_eps,
             )
         )
+        if c.residual_init == "unscaled":  # undo GPT-2's 1 / sqrt(2 n_layer): no new draw, same random stream
+            with torch.no_grad():
+                for name, p in body.named_parameters():
+                    if name.endswith("c_proj.weight"):
+                        p.mul_(math.sqrt(2 * c.n_layer))
+        return body
 
     @classmethod
     def tiny_config(cls, spec):
