@@ -31,17 +31,22 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "benchmarks" / "results" / "dt_ablation.jsonl"
 
 
+def d3rlpy_action_loss(preds, b):
+    """d3rlpy's DT loss: squared error summed over action dims, mean over all B*K positions."""
+    sq = ((preds.float() - b["actions"]) ** 2).sum(-1)
+    return torch.where(b["mask"] > 0, sq, 0.0).mean()
+
+
 def _dt_class():
     from offline_zoo import DT
 
     class SummedLossDT(DT):
-        """d3rlpy's DT loss: squared error summed over action dims, mean over all B*K positions."""
+        """Our DT with `d3rlpy_action_loss`."""
 
         name = "dt-summed-loss"
 
         def action_loss(self, preds, b):
-            sq = ((preds.float() - b["actions"]) ** 2).sum(-1)
-            return torch.where(b["mask"] > 0, sq, 0.0).mean()
+            return d3rlpy_action_loss(preds, b)
 
     return DT, SummedLossDT
 

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import dt_ablation  # noqa: E402
 import dt_transplant as tp  # noqa: E402
 import learning_parity as lp  # noqa: E402
 
@@ -66,12 +67,9 @@ def _param_pairs(ours, ref) -> list[tuple[str, torch.Tensor, torch.Tensor]]:
     net = ref.impl.modules.transformer
     out = [(f"p{i}", o, t.T if transpose else t) for i, (o, t, transpose) in enumerate(tp._pairs(ours.model, net))]
     for i, (ob, tb) in enumerate(zip(ours.model.body.h, net._gpt2._transformer)):
-        a = tb._attention
-        out.append((f"h{i}.c_attn.weight", ob.attn.c_attn.weight, torch.cat([a._q.weight.T, a._k.weight.T, a._v.weight.T], dim=1)))
-        out.append((f"h{i}.c_attn.bias", ob.attn.c_attn.bias, torch.cat([a._q.bias, a._k.bias, a._v.bias])))
-    ts, tt = ours.model.embed_timestep.weight, net._position_encoding._embed.weight
-    n = min(ts.shape[0], tt.shape[0] - 1)
-    out.append(("timestep_table", ts[:n], tt[1:n + 1]))
+        weight, bias = tp.fused_qkv(tb._attention)
+        out += [(f"h{i}.c_attn.weight", ob.attn.c_attn.weight, weight), (f"h{i}.c_attn.bias", ob.attn.c_attn.bias, bias)]
+    out.append(("timestep_table", *tp.timestep_rows(ours.model.embed_timestep.weight, net._position_encoding._embed.weight)))
     return out
 
 
@@ -103,14 +101,15 @@ def lockstep(dataset, seed: int, steps: int, denominator: str, check_steps=CHECK
     std = (np.asarray(sc.std, np.float32) + tp.D3RLPY_OBS_EPS).astype(np.float32)
     ours._before_learn()
     if denominator == "all_positions":  # d3rlpy's: sum over action dims, mean over all B*K positions
-        ours.action_loss = lambda preds, b: torch.where(b["mask"] > 0, ((preds.float() - b["actions"]) ** 2).sum(-1), 0.0).mean()
+        ours.action_loss = dt_ablation.d3rlpy_action_loss
     buffer = lp._mdp_dataset(dataset)
     np.random.seed(seed)  # d3rlpy's sampler draws from numpy's global generator
     d3rlpy.seed(seed)
     K, B = ours.config.context_len, ours.config.batch_size
     with torch.no_grad():
-        initial = {name: t.clone() for name, _, t in _param_pairs(ours, ref)}
-        copy_gap = max(float((o - t).abs().max()) for _, o, t in _param_pairs(ours, ref))
+        pairs = _param_pairs(ours, ref)
+        initial = {name: t.clone() for name, _, t in pairs}
+        copy_gap = max(float((o - t).abs().max()) for _, o, t in pairs)
     rec = {"seed": seed, "steps": steps, "loss_denominator": denominator, "fast_kernels": ours.config.fast_kernels,
            "initial_param_gap": copy_gap,
            "losses_ours": [], "losses_d3rlpy": [], "update_gap": {}}
@@ -155,7 +154,7 @@ def window_statistics(dataset, n: int, seed: int) -> dict:
         sides["d3rlpy"].append((m, ts[:, -1], np.asarray(tb.returns_to_go)[:, -1, 0], first))
     # what a uniform draw of the window's last step gives: d3rlpy never draws the last step of an
     # episode cut by a time-out (its transition_count is size - 1 there)
-    sizes = {"ours": np.diff(np.r_[0, np.flatnonzero(dataset.terminals | dataset.timeouts) + 1])}
+    sizes = {"ours": dataset.episode_lengths}
     sizes["d3rlpy"] = np.array([e.transition_count for e in buffer.episodes])
     out = {}
     for side, parts in sides.items():

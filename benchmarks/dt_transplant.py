@@ -64,6 +64,18 @@ def _pairs(ours, theirs):
     return out
 
 
+def fused_qkv(attention) -> tuple[torch.Tensor, torch.Tensor]:
+    """d3rlpy's separate q/k/v Linears as GPT-2's fused ``c_attn`` Conv1D (weight, bias)."""
+    a = attention
+    return torch.cat([a._q.weight.T, a._k.weight.T, a._v.weight.T], dim=1), torch.cat([a._q.bias, a._k.bias, a._v.bias])
+
+
+def timestep_rows(ours_table: torch.Tensor, theirs_table: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Views of the rows of the same timesteps: d3rlpy's timesteps start at 1, ours at 0 (our row t is its row t + 1)."""
+    n = min(ours_table.shape[0], theirs_table.shape[0] - 1)
+    return ours_table[:n], theirs_table[1:n + 1]
+
+
 @torch.no_grad()
 def copy_weights(ours, theirs, direction: str) -> None:
     """``direction`` "to_ours" (d3rlpy -> offline-zoo) or "to_d3rlpy"."""
@@ -74,19 +86,15 @@ def copy_weights(ours, theirs, direction: str) -> None:
     for ob, tb in zip(ours.body.h, theirs._gpt2._transformer):
         a = tb._attention
         if direction == "to_ours":
-            ob.attn.c_attn.weight.copy_(torch.cat([a._q.weight.T, a._k.weight.T, a._v.weight.T], dim=1))
-            ob.attn.c_attn.bias.copy_(torch.cat([a._q.bias, a._k.bias, a._v.bias]))
+            weight, bias = fused_qkv(a)
+            ob.attn.c_attn.weight.copy_(weight)
+            ob.attn.c_attn.bias.copy_(bias)
         else:
             for i, lin in enumerate((a._q, a._k, a._v)):
                 lin.weight.copy_(ob.attn.c_attn.weight[:, i * d:(i + 1) * d].T)
                 lin.bias.copy_(ob.attn.c_attn.bias[i * d:(i + 1) * d])
-    # d3rlpy's timesteps start at 1, ours at 0: our row t is d3rlpy's row t + 1
-    ts, tt = ours.embed_timestep.weight, theirs._position_encoding._embed.weight
-    n = min(ts.shape[0], tt.shape[0] - 1)
-    if direction == "to_ours":
-        ts[:n].copy_(tt[1:n + 1])
-    else:
-        tt[1:n + 1].copy_(ts[:n])
+    ts, tt = timestep_rows(ours.embed_timestep.weight, theirs._position_encoding._embed.weight)
+    (ts if direction == "to_ours" else tt).copy_(tt if direction == "to_ours" else ts)
 
 
 def make_pair(dataset, seed: int, **dt_overrides):

@@ -368,6 +368,7 @@ def summarize(records: list[dict], args) -> dict:
                     # its interval: each run's mean over those checkpoints is one sample per seed
                     run_means = {impl: [statistics.fmean(c["score"] for c in r["checkpoints"] if c["step"] >= 4000)
                                         for r in entry[impl]["runs"]] for impl in IMPLS}
+                    entry["run_mean_from_4k"] = run_means
                     ci = ratio_interval(run_means["offline_zoo"], run_means["d3rlpy"])
                     summary["dt_score_ratio_mean_from_4k_ci95"] = [round(v, 4) for v in ci] if ci else None
     summary["steps"] = args.steps
@@ -421,9 +422,7 @@ def markdown(result: dict) -> str:
         sps = {impl: statistics.fmean(c["seconds_per_step"] for r in entry[impl]["runs"] for c in r["checkpoints"]) for impl in IMPLS if entry[impl]["runs"]}
         if algo == "dt" and s.get("dt_score_ratio_mean_from_4k_ci95"):
             lines.append("")
-            per_run = "; ".join(
-                f"{impl} " + " / ".join(f"{statistics.fmean(c['score'] for c in r['checkpoints'] if c['step'] >= 4000):.1f}"
-                                        for r in entry[impl]["runs"]) for impl in IMPLS)
+            per_run = "; ".join(f"{impl} " + " / ".join(f"{m:.1f}" for m in entry["run_mean_from_4k"][impl]) for impl in IMPLS)
             lo, hi = s["dt_score_ratio_mean_from_4k_ci95"]
             lines.append(f"Mean over the checkpoints from 4,000 steps on, per seed: {per_run}. Ratio of the means "
                          f"{s['dt_score_ratio_mean_from_4k']:.2f}, 95% bootstrap interval {lo:.2f}-{hi:.2f}.")
