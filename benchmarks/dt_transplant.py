@@ -108,10 +108,7 @@ def make_pair(dataset, seed: int, **dt_overrides):
 
     from offline_zoo import DT
 
-    ours = DT(dataset, seed=seed, device="cpu", **{"fast_kernels": False, **dt_overrides})
-    for m in ours.model.body.modules():
-        if isinstance(m, torch.nn.LayerNorm):
-            m.eps = D3RLPY_LN_EPS
+    ours = DT(dataset, seed=seed, device="cpu", **{"fast_kernels": False, "layer_norm_eps": D3RLPY_LN_EPS, **dt_overrides})
     d3rlpy.seed(seed)
     ref = lp._d3rlpy_dt(ours.config)
     buffer = lp._mdp_dataset(dataset)

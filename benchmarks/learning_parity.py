@@ -429,8 +429,12 @@ def markdown(result: dict) -> str:
         if algo == "dt" and entry["offline_zoo"]["runs"]:
             cfg = entry["offline_zoo"]["runs"][0].get("config", {})
             lines.append("")
+            from offline_zoo.algos.dt import DTConfig
+
+            # DT's fields that deviate from the released code record its values as their "before" values
+            differ = [f"`{k}={cfg[k]!r}`" for k, released in DTConfig.values_before_field.items() if k in cfg and cfg[k] != released]
             lines.append("offline-zoo DT settings that differ from the released code (docs/deviations.md): "
-                         + ", ".join(f"`{k}={cfg[k]!r}`" for k in ("window_anchor", "timestep_init", "action_loss_reduction") if k in cfg) + ".")
+                         + (", ".join(differ) or "none") + ".")
         if len(sps) == 2:
             lines.append("")
             lines.append(f"Seconds per step: offline-zoo {sps['offline_zoo']:.4f}, d3rlpy {sps['d3rlpy']:.4f} "
@@ -551,10 +555,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"re-running {path.name}: trained on data {old.get('data_hash') or '(hash not recorded)'}, "
                       f"the data on disk is {current_hash}", flush=True)
             if same and impl == "offline_zoo":  # a changed default or --dt-override must re-run ours
-                current = json.loads(json.dumps(_config_fields(_zoo_algo(algo, dataset, seed, job["overrides"]))))
-                stored = old.get("config") or {}
-                # a field added to the config after the run was recorded did not exist then: it counts as
-                # unchanged (say so), since a new field must default to the behaviour it replaces
+                model = _zoo_algo(algo, dataset, seed, job["overrides"])
+                current = json.loads(json.dumps(_config_fields(model)))
+                recorded = old.get("config") or {}
+                # a field added to the config after the run was recorded did not exist then: the run had the
+                # behaviour the config class records for its absence (`values_before_field`), or else the
+                # new field's default (say so)
+                stored = json.loads(json.dumps(model.config_class.complete_record(recorded))) if recorded else {}
                 added = sorted(set(current) - set(stored))
                 same = bool(stored) and all(stored[k] == current.get(k) for k in stored)
                 if same and added and old.get("done"):

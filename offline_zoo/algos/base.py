@@ -551,7 +551,9 @@ class OfflineAlgo:
                 f"it was saved by another version of offline-zoo ({meta.get('versions', {}).get('offline-zoo', 'unknown')}); "
                 f"load it with that version"
             )
-        config = klass.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in meta["config"].items()})
+        # a field the file predates takes the behaviour it was saved with, not today's default
+        recorded = klass.config_class.complete_record(meta["config"])
+        config = klass.config_class(**{k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()})
         spec = Spec(**{**meta["spec"], "observation_shape": tuple(meta["spec"]["observation_shape"])})
         _register_saved_task(spec.task, meta.get("task"))
         # the zip's extra files, readable while _build runs: an LM-backed agent rebuilds its language

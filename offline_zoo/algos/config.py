@@ -16,7 +16,7 @@ import typing
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import numpy as np
 import yaml
@@ -65,8 +65,26 @@ class AlgoConfig:
     eval_episodes: int = 10
     target_returns: tuple[float, ...] | None = None
 
+    # What a config recorded before a field existed did: a saved model or a benchmark run's record
+    # without the field gets this value, not the current default, which may differ (e.g. the
+    # sequence agents' timestep table, N(0, 1) before `timestep_init` came with N(0, 0.02)).
+    values_before_field: ClassVar[dict[str, Any]] = {}
+
     def __post_init__(self) -> None:
         validate_config(self)
+
+    @classmethod
+    def complete_record(cls, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (a recorded config) with the fields it predates filled from `values_before_field`.
+
+        Examples:
+            >>> from offline_zoo.algos.dt import DTConfig
+            >>> DTConfig.complete_record({"n_layer": 3})["timestep_init"]  # recorded before the field
+            'released'
+            >>> DTConfig.complete_record({"timestep_init": "gpt2"})["timestep_init"]
+            'gpt2'
+        """
+        return {**{k: v for k, v in cls.values_before_field.items() if k not in values}, **values}
 
     def to_dict(self) -> dict[str, Any]:
         """The fields as a plain dict."""

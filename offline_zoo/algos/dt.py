@@ -4,7 +4,9 @@ A randomly initialised GPT-2 body (128 dim, 3 layers, 1 head, n_inner 512, ReLU,
 without GPT-2's position embeddings; the timestep embedding is added to each modality embedding
 before the embedding LayerNorm; linear embeddings, Linear + Tanh action head. AdamW 1e-4,
 weight decay 1e-4, 10k warmup steps, gradient clip 0.25, K = 20. Atari: Nature CNN state encoder,
-discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``).
+discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``). ``residual_init="unscaled",
+layer_norm_eps=3e-3`` give d3rlpy's DecisionTransformer body (measured against the released GPT-2
+body in ``docs/learning-parity.md``).
 
     >>> from offline_zoo import DT
     >>> DT("hopper-medium", ratio=0.1, source="generated").learn(1000)  # doctest: +SKIP
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 from transformers import GPT2Config, GPT2Model
@@ -54,6 +57,11 @@ class DTConfig(SequenceConfig):
     activation: str = "relu"
     residual_init: str = "gpt2"
     layer_norm_eps: float = 1e-5
+
+    # the released GPT-2 body (benchmarks/learning_parity.py lists a run's deviations against these)
+    values_before_field: ClassVar[dict[str, Any]] = {
+        **SequenceConfig.values_before_field, "residual_init": "gpt2", "layer_norm_eps": 1e-5,
+    }
 
 
 RESIDUAL_INITS = ("gpt2", "unscaled")

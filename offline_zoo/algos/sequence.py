@@ -23,7 +23,7 @@ Inference stays an exact recompute of the K-step window (no key/value cache).
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import math
 
@@ -172,6 +172,11 @@ class SequenceConfig(AlgoConfig):
     fast_kernels: bool = True
     fast_inference: bool = True
     compile: bool = False
+
+    # the behaviour before each of these fields existed: the released code's (docs/deviations.md)
+    values_before_field: ClassVar[dict[str, Any]] = {
+        "timestep_init": "released", "action_loss_reduction": "mean", "window_anchor": "start",
+    }
 
 
 class SequenceRolloutState(RolloutState):
