@@ -42,6 +42,7 @@ def load_runs(folder: Path, impl: str) -> dict[int, dict]:
 
 
 def scores(run: dict) -> dict[int, float]:
+    """A run's normalized score by checkpoint step."""
     return {int(c["step"]): float(c["score"]) for c in run["checkpoints"]}
 
 
@@ -56,6 +57,7 @@ def paired_interval(diffs: list[float], seed: int = 0) -> list[float] | None:
 
 
 def compare(base: Path, variant: Path) -> dict:
+    """Per-checkpoint means, ratios to d3rlpy and paired differences over the seeds finished in both folders."""
     ours_base, ours_var = load_runs(base, "offline_zoo"), load_runs(variant, "offline_zoo")
     ref = load_runs(variant, "d3rlpy")
     seeds = sorted(s for s in set(ours_base) & set(ours_var) & set(ref)
