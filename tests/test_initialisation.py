@@ -76,11 +76,16 @@ def test_embeddings_heads_and_layer_norm_keep_torch_defaults(agent):
     torch.testing.assert_close(model.embed_ln.bias, torch.zeros_like(model.embed_ln.bias))
 
 
-def test_dt_body_keeps_gpt2_initialisation():
-    body = AGENTS["dt"]().model.body
-    c_fc = body.h[0].mlp.c_fc.weight.detach()
-    assert float(c_fc.std()) == pytest.approx(0.02, rel=0.15)
-    assert float(body.h[0].mlp.c_fc.bias.detach().abs().max()) == 0.0
+def test_dt_body_defaults_to_d3rlpys_draw_and_eps():
+    # docs/deviations.md row 1d: d3rlpy's N(0, 0.02) for every body matrix (no 1 / sqrt(2 n_layer) on
+    # the residual projections) and its LayerNorm eps 3e-3; the embedding LayerNorm keeps torch's 1e-5
+    model = DT(tiny_dataset(), hidden_size=64, n_layer=2, **TINY).model
+    for block in model.body.h:
+        for w in (block.mlp.c_fc.weight, block.attn.c_attn.weight, block.attn.c_proj.weight, block.mlp.c_proj.weight):
+            assert float(w.detach().std()) == pytest.approx(0.02, rel=0.1)
+        assert float(block.mlp.c_fc.bias.detach().abs().max()) == 0.0
+    assert {m.eps for m in model.body.modules() if isinstance(m, nn.LayerNorm)} == {3e-3}
+    assert model.embed_ln.eps == 1e-5
 
 
 @pytest.mark.parametrize("residual_init, std", [("gpt2", 0.02 / math.sqrt(4)), ("unscaled", 0.02)])

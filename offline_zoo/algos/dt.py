@@ -4,9 +4,10 @@ A randomly initialised GPT-2 body (128 dim, 3 layers, 1 head, n_inner 512, ReLU,
 without GPT-2's position embeddings; the timestep embedding is added to each modality embedding
 before the embedding LayerNorm; linear embeddings, Linear + Tanh action head. AdamW 1e-4,
 weight decay 1e-4, 10k warmup steps, gradient clip 0.25, K = 20. Atari: Nature CNN state encoder,
-discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``). ``residual_init="unscaled",
-layer_norm_eps=3e-3`` give d3rlpy's DecisionTransformer body (measured against the released GPT-2
-body in ``docs/learning-parity.md``).
+discrete actions with cross-entropy, K = 30 (``configs/dt.yaml``). The body's initial draw and
+LayerNorm eps are d3rlpy's DecisionTransformer's by default (measured against the released GPT-2
+body in ``docs/learning-parity.md``, ``docs/deviations.md`` row 1d); ``residual_init="gpt2",
+layer_norm_eps=1e-5`` give the released body.
 
     >>> from offline_zoo import DT
     >>> DT("hopper-medium", ratio=0.1, source="generated").learn(1000)  # doctest: +SKIP
@@ -36,11 +37,11 @@ class DTConfig(SequenceConfig):
         n_layer: depth (transformer blocks) of the body.
         n_head: attention heads of the body.
         activation: MLP activation of the body (``"relu"`` in the original).
-        residual_init: draw of the residual projections (attention and MLP ``c_proj``): ``"gpt2"``
-            (GPT-2 and the released code: N(0, 0.02 / sqrt(2 n_layer))) or ``"unscaled"``
-            (N(0, 0.02), as d3rlpy's DecisionTransformer: the same draw, scaled up).
-        layer_norm_eps: epsilon of the body's LayerNorms (GPT-2 and the released code 1e-5,
-            d3rlpy's DecisionTransformer 3e-3).
+        residual_init: draw of the residual projections (attention and MLP ``c_proj``): ``"unscaled"``
+            (default, N(0, 0.02), as d3rlpy's DecisionTransformer: GPT-2's draw, scaled up) or
+            ``"gpt2"`` (GPT-2 and the released code: N(0, 0.02 / sqrt(2 n_layer))).
+        layer_norm_eps: epsilon of the body's LayerNorms (default 3e-3, d3rlpy's DecisionTransformer;
+            GPT-2 and the released code 1e-5).
 
     Examples:
         >>> cfg = DTConfig()
@@ -55,8 +56,8 @@ class DTConfig(SequenceConfig):
     n_layer: int = 3
     n_head: int = 1
     activation: str = "relu"
-    residual_init: str = "gpt2"
-    layer_norm_eps: float = 1e-5
+    residual_init: str = "unscaled"
+    layer_norm_eps: float = 3e-3
 
     # the released GPT-2 body (benchmarks/learning_parity.py lists a run's deviations against these)
     values_before_field: ClassVar[dict[str, Any]] = {
