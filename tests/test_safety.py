@@ -170,17 +170,18 @@ def test_weights_that_do_not_fit_the_network_give_a_clear_error(tmp_path):
 
 
 def test_a_file_saved_before_a_config_field_existed_keeps_the_behaviour_it_was_saved_with(tmp_path):
-    # window_anchor, action_loss_reduction and timestep_init came after DT files were first saved, and
-    # their defaults are not what those files were trained with (the released "start", "mean", N(0, 1))
+    # window_anchor, action_loss_reduction, timestep_init and DT's body fields came after DT files were
+    # first saved, and their defaults are not what those files were trained with (the released "start",
+    # "mean", N(0, 1) table, GPT-2's residual draw and LayerNorm eps 1e-5)
+    fields = ("window_anchor", "action_loss_reduction", "timestep_init", "residual_init", "layer_norm_eps")
     path = oz.DT(tiny_dataset(), hidden_size=16, n_layer=1, context_len=4, batch_size=4, device="cpu").save(tmp_path / "dt")
     meta = json.loads(zipfile.ZipFile(path).read("meta.json"))
-    for field in ("window_anchor", "action_loss_reduction", "timestep_init", "layer_norm_eps"):
+    for field in fields:
         del meta["config"][field]
     loaded = oz.OfflineAlgo.load(_rewrite_zip(path, tmp_path / "old.zip", {"meta.json": json.dumps(meta).encode()}))
-    c = loaded.config
-    assert (c.window_anchor, c.action_loss_reduction, c.timestep_init, c.layer_norm_eps) == ("start", "mean", "released", 1e-5)
+    assert tuple(getattr(loaded.config, f) for f in fields) == ("start", "mean", "released", "gpt2", 1e-5)
     fresh = oz.DT(tiny_dataset(), device="cpu").config  # while a new DT gets today's defaults
-    assert (fresh.window_anchor, fresh.action_loss_reduction, fresh.timestep_init) == ("end", "sum_dims", "gpt2")
+    assert tuple(getattr(fresh, f) for f in fields) == ("end", "sum_dims", "gpt2", "unscaled", 3e-3)
 
 
 def test_ratio_must_be_a_number_and_a_tiny_ratio_warns():
